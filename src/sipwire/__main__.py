@@ -1,0 +1,5 @@
+import sys
+
+from sipwire.cli import main
+
+sys.exit(main())
