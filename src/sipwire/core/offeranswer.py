@@ -136,7 +136,7 @@ class Codec:
 PCMU = Codec(name="PCMU", clock_rate=8000, payload_type=0)
 PCMA = Codec(name="PCMA", clock_rate=8000, payload_type=8)
 G722 = Codec(name="G722", clock_rate=8000, payload_type=9)  # 8000 by RFC 3551 §4.5.2
-TELEPHONE_EVENT = Codec(name="telephone-event", clock_rate=8000, fmtp="0-16")  # RFC 4733
+TELEPHONE_EVENT = Codec(name="telephone-event", clock_rate=8000, fmtp="0-16", payload_type=101)
 DEFAULT_AUDIO_CODECS = (PCMU, PCMA, TELEPHONE_EVENT)
 
 
