@@ -38,6 +38,7 @@ __all__ = [
     "NON_INVITE_CLIENT",
     "NON_INVITE_SERVER",
     "TIMER_INPUTS",
+    "TIMER_STARTS",
     "TU_INPUTS",
     "Action",
     "Entry",
@@ -48,6 +49,7 @@ __all__ = [
     "State",
     "TimerConfig",
     "Transition",
+    "render_all",
     "render_markdown",
     "render_mermaid",
 ]
@@ -79,8 +81,9 @@ class Input(enum.Enum):
     TU_1XX = "1xx from TU"
     TU_2XX = "2xx from TU"
     TU_300_699 = "300-699 from TU"
-    ABANDON = "CANCEL abandoned"  # §9.1: final response arrived before any provisional
-    CANCEL_SENT = "CANCEL sent"  # §9.1: the TU cancelled this INVITE
+    # From the layer itself (TransactionLayer.cancel, RFC 3261 §9.1).
+    ABANDON = "CANCEL abandoned"  # a final response arrived before any provisional
+    CANCEL_SENT = "CANCEL sent"  # the CANCEL of this INVITE went out
     # From the network.
     REQUEST = "request"
     ACK = "ACK"
@@ -105,9 +108,7 @@ class Input(enum.Enum):
     TIMER_CANCEL = "CANCEL timer"  # §9.1: no final response 64*T1 after CANCEL
 
 
-TU_INPUTS = frozenset(
-    {Input.TU_REQUEST, Input.TU_1XX, Input.TU_2XX, Input.TU_300_699, Input.ABANDON}
-)
+TU_INPUTS = frozenset({Input.TU_REQUEST, Input.TU_1XX, Input.TU_2XX, Input.TU_300_699})
 TIMER_INPUTS = frozenset(i for i in Input if i.name.startswith("TIMER_"))
 
 
@@ -142,6 +143,29 @@ class Action(enum.Enum):
     START_M = "start M = 64*T1"
     START_TRYING = "start 100 Trying timer"
     START_CANCEL = "start CANCEL timer = 64*T1"
+
+
+TIMER_STARTS: Mapping[Action, Input] = {
+    Action.START_A: Input.TIMER_A,
+    Action.DOUBLE_A: Input.TIMER_A,
+    Action.START_B: Input.TIMER_B,
+    Action.START_D: Input.TIMER_D,
+    Action.START_E: Input.TIMER_E,
+    Action.BACKOFF_E: Input.TIMER_E,
+    Action.E_AT_T2: Input.TIMER_E,
+    Action.START_F: Input.TIMER_F,
+    Action.START_G: Input.TIMER_G,
+    Action.BACKOFF_G: Input.TIMER_G,
+    Action.START_H: Input.TIMER_H,
+    Action.START_I: Input.TIMER_I,
+    Action.START_J: Input.TIMER_J,
+    Action.START_K: Input.TIMER_K,
+    Action.START_L: Input.TIMER_L,
+    Action.START_M: Input.TIMER_M,
+    Action.START_TRYING: Input.TIMER_TRYING,
+    Action.START_CANCEL: Input.TIMER_CANCEL,
+}
+"""The timer each (re)start action arms."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,11 +302,12 @@ def _fill(
             if key in explicit:
                 table[key] = explicit[key]
             elif inp in TU_INPUTS:
-                reason = (
-                    "the transaction has terminated"
-                    if state is State.TERMINATED
-                    else default_tu.format(state=state.value, input=inp.value)
-                )
+                if state is State.TERMINATED:
+                    reason = "the transaction has terminated"
+                elif state is State.INITIAL:
+                    reason = "the transaction has not started"
+                else:
+                    reason = default_tu.format(state=state.value, input=inp.value)
                 table[key] = Misuse(reason, default=True)
             elif inp in TIMER_INPUTS:
                 table[key] = Ignore(f"{inp.value} is not running in {state.value}", default=True)
@@ -402,10 +427,6 @@ NON_INVITE_CLIENT = Machine(
             (_S.COMPLETED, _I.RESP_300_699): Ignore("response retransmission absorbed"),
             (_S.COMPLETED, _I.TIMER_K): _T((), _S.TERMINATED),
             (_S.COMPLETED, _I.TRANSPORT_ERROR): Ignore("nothing is sent in Completed"),
-            (_S.TRYING, _I.ABANDON): Ignore("the request was already sent"),
-            (_S.PROCEEDING, _I.ABANDON): Ignore("the request was already sent"),
-            (_S.COMPLETED, _I.ABANDON): Ignore("the request was already sent"),
-            (_S.TERMINATED, _I.ABANDON): Ignore("the transaction is gone"),
         },
         default_tu="the request was already sent ({state})",
         default_other="{input} cannot reach a transaction in {state}",
@@ -440,9 +461,6 @@ INVITE_SERVER = Machine(
         _IS_INPUTS,
         {
             (_S.INITIAL, _I.REQUEST): _T((_A.PASS_TO_TU, _A.START_TRYING), _S.PROCEEDING),
-            (_S.INITIAL, _I.TU_1XX): Misuse("no request was received"),
-            (_S.INITIAL, _I.TU_2XX): Misuse("no request was received"),
-            (_S.INITIAL, _I.TU_300_699): Misuse("no request was received"),
             (_S.PROCEEDING, _I.REQUEST): _T((_A.RESEND_RESPONSE,), _S.PROCEEDING),
             (_S.PROCEEDING, _I.ACK): Ignore("no final response was sent yet"),
             (_S.PROCEEDING, _I.TIMER_TRYING): _T((_A.SEND_TRYING,), _S.PROCEEDING),
@@ -500,9 +518,6 @@ NON_INVITE_SERVER = Machine(
         _NS_INPUTS,
         {
             (_S.INITIAL, _I.REQUEST): _T((_A.PASS_TO_TU,), _S.TRYING),
-            (_S.INITIAL, _I.TU_1XX): Misuse("no request was received"),
-            (_S.INITIAL, _I.TU_2XX): Misuse("no request was received"),
-            (_S.INITIAL, _I.TU_300_699): Misuse("no request was received"),
             (_S.TRYING, _I.REQUEST): Ignore("retransmission absorbed: no response yet"),
             (_S.TRYING, _I.TU_1XX): _T((_A.SEND_RESPONSE,), _S.PROCEEDING),
             (_S.TRYING, _I.TU_2XX): _NS_FINAL,
@@ -584,3 +599,23 @@ def render_mermaid(machine: Machine) -> str:
     for (src, dst), labels in seen.items():
         lines.append(f"    {src.value} --> {dst.value}: {'<br/>'.join(labels)}")
     return "\n".join(lines)
+
+
+def render_all() -> str:
+    """The generated part of ``docs/transactions.md``: a diagram and a table per machine.
+
+    Regenerate with ``python -m sipwire.core._txn_tables``; a test keeps the two equal.
+    """
+    parts: list[str] = []
+    for machine in MACHINES:
+        parts.append(render_markdown(machine))
+        parts.append("")
+        parts.append("```mermaid")
+        parts.append(render_mermaid(machine))
+        parts.append("```")
+        parts.append("")
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(render_all(), end="")

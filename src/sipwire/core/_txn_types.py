@@ -195,13 +195,16 @@ class ServerTransaction(Transaction):
     """A server transaction (RFC 3261 §17.2)."""
 
     is_client = False
-    __slots__ = ("_index_keys",)
+    __slots__ = ("_index_keys", "to_tag")
 
     def __init__(
         self, *, key: TransactionKey, request: Request, peer: Peer, reliable: bool, now: float
     ) -> None:
         super().__init__(key=key, request=request, peer=peer, reliable=reliable, now=now)
         self._index_keys: list[Hashable] = []
+        #: The To tag the TU uses for its responses, if it chose one (settable).  The
+        #: layer's own 200 to a CANCEL of this INVITE reuses it (§9.2: "SHOULD be the same").
+        self.to_tag: str | None = None
 
 
 class InviteServerTransaction(ServerTransaction):

@@ -41,6 +41,7 @@ from sipwire.core._txn_tables import (
     MACHINES,
     NON_INVITE_CLIENT,
     NON_INVITE_SERVER,
+    TIMER_STARTS,
     Action,
     Ignore,
     Input,
@@ -544,9 +545,10 @@ class TransactionLayer:
         self, txn: ServerTransaction, invite: InviteServerTransaction, now: float
     ) -> None:
         """§9.2: a CANCEL that matched is answered 200 by the layer itself, with the To
-        tag of the INVITE's response when there is one."""
-        tag = None
-        if invite.last_response is not None:
+        tag of the INVITE's responses when known (``invite.to_tag``, else the tag of
+        its last response), else a fresh one."""
+        tag = invite.to_tag
+        if tag is None and invite.last_response is not None:
             tag = invite.last_response.to.tag
         if tag is None and txn.request.to.tag is None:
             tag = self._random_token()
@@ -679,15 +681,5 @@ _RETRANSMIT_ACTIONS: dict[Action, Callable[[float, TimerConfig], tuple[Input, fl
 
 # One-shot timers: the duration comes from TimerConfig.duration().
 _START_ACTIONS: dict[Action, Input] = {
-    Action.START_B: Input.TIMER_B,
-    Action.START_D: Input.TIMER_D,
-    Action.START_F: Input.TIMER_F,
-    Action.START_H: Input.TIMER_H,
-    Action.START_I: Input.TIMER_I,
-    Action.START_J: Input.TIMER_J,
-    Action.START_K: Input.TIMER_K,
-    Action.START_L: Input.TIMER_L,
-    Action.START_M: Input.TIMER_M,
-    Action.START_TRYING: Input.TIMER_TRYING,
-    Action.START_CANCEL: Input.TIMER_CANCEL,
+    action: timer for action, timer in TIMER_STARTS.items() if action not in _RETRANSMIT_ACTIONS
 }
