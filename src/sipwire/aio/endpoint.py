@@ -38,7 +38,12 @@ from typing import Any
 
 from sipwire.aio._transport_common import Destination, Listener, Source, TransportConfig
 from sipwire.aio.dns import Resolver, locate
-from sipwire.aio.transport import VIA_PLACEHOLDER_HOST, TransportError, TransportLayer
+from sipwire.aio.transport import (
+    VIA_PLACEHOLDER_HOST,
+    TransportError,
+    TransportLayer,
+    apply_received,
+)
 from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core._parser import InvalidMessage
 from sipwire.core.locate import LocationError
@@ -760,6 +765,7 @@ class Endpoint:
         if not isinstance(message, Request) or message.method == "ACK":
             return  # bad responses and ACKs are dropped (§18.1.2, §17.2.1)
         try:
+            apply_received(message, source.remote)  # §18.2.1 / RFC 3581 for the reply
             status = error.status_hint if 300 <= error.status_hint <= 699 else 400
             response = make_response(message, status, _reason(status, error.reason))
             if status == 400:
