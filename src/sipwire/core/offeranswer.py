@@ -309,22 +309,22 @@ def create_offer(
     With ``previous`` (the last SDP we sent in this session) the offer follows §8: the
     ``o=`` line is kept and its version bumped if anything changed, payload type numbers
     stay bound to the same codecs, and ``m=`` lines beyond ``streams`` are kept, disabled
-    (the number of ``m=`` lines never decreases).
+    (the number of ``m=`` lines never decreases). A capability with port 0 yields a
+    disabled line without attributes (§8.2).
     """
     previous_media = previous.media if previous is not None else ()
     lines = []
     for index, capability in enumerate(streams):
         earlier = codecs_of(previous_media[index]) if index < len(previous_media) else ()
         codecs = _assign_payload_types(capability.codecs, earlier)
-        lines.append(
-            _media_line(
-                capability,
-                codecs,
-                capability.direction,
-                rtcp_mux=capability.rtcp_mux,
-                session_address=address,
-            )
+        line = _media_line(
+            capability,
+            codecs,
+            capability.direction,
+            rtcp_mux=capability.rtcp_mux,
+            session_address=address,
         )
+        lines.append(_disabled(line) if capability.port == 0 else line)
     lines.extend(_disabled(m) for m in previous_media[len(streams) :])
     offer = SessionDescription(
         origin=origin,
@@ -766,9 +766,11 @@ class MediaSession:
         self._pending: SessionDescription | None = None  # outstanding offer, either way
 
     def _advance(self, event: OfferAnswerInput, *, remote: bool) -> None:
-        target = TRANSITIONS.get((self.state, event))
-        if target is not None:
-            self.state = target
+        self._check(event, remote=remote)
+        self.state = TRANSITIONS[(self.state, event)]
+
+    def _check(self, event: OfferAnswerInput, *, remote: bool) -> None:
+        if (self.state, event) in TRANSITIONS:
             return
         if event is OfferAnswerInput.RECEIVE_OFFER and self.state is OfferAnswerState.LOCAL_OFFER:
             raise RemoteProtocolError("offer received while our offer is outstanding", 491)
@@ -831,8 +833,7 @@ class MediaSession:
     def create_answer(self, streams: Sequence[MediaCapability] | None = None) -> SessionDescription:
         """The answer to the received offer (RFC 3264 §6). If nothing is acceptable the
         offer is dropped and ``RemoteProtocolError(status_hint=488)`` raised."""
-        if self.state is not OfferAnswerState.REMOTE_OFFER:
-            raise LocalProtocolError(f"no offer to answer in state {self.state.value}")
+        self._check(OfferAnswerInput.SEND_ANSWER, remote=False)
         if streams is not None:
             self.streams = tuple(streams)
         offer = self._pending
@@ -872,14 +873,12 @@ class MediaSession:
     def hold(self, *, legacy: bool = False) -> SessionDescription:
         """A re-offer putting every stream on hold (RFC 3264 §8.4); ``legacy`` also
         uses the RFC 2543 ``c=0.0.0.0`` form. :meth:`rollback` if it is rejected."""
-        self._advance(OfferAnswerInput.SEND_OFFER, remote=False)
-        self.state = OfferAnswerState.STABLE
+        self._check(OfferAnswerInput.SEND_OFFER, remote=False)
         self.held, self.legacy_hold = True, legacy
         return self.create_offer()
 
     def resume(self) -> SessionDescription:
         """A re-offer taking the streams off hold (RFC 3264 §8.4)."""
-        self._advance(OfferAnswerInput.SEND_OFFER, remote=False)
-        self.state = OfferAnswerState.STABLE
+        self._check(OfferAnswerInput.SEND_OFFER, remote=False)
         self.held = self.legacy_hold = False
         return self.create_offer()
