@@ -447,3 +447,29 @@ def test_transport_error_in_completed_is_ignored() -> None:
     s._collect()
     s.expect_quiet()
     assert txn.state is State.COMPLETED
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_non_invite_proceeding_passes_provisionals_then_completes(status: int) -> None:
+    s = Script()
+    req, txn = _register(s)
+    s.from_wire(response(req, 100))
+    s.expect_user(ResponseReceived, transaction=txn)
+    s.from_wire(response(req, 183))
+    s.expect_user(ResponseReceived, transaction=txn)
+    assert txn.state is State.PROCEEDING
+    final = response(req, status)
+    s.from_wire(final)
+    s.expect_user(ResponseReceived, transaction=txn, response=final)
+    assert txn.state is State.COMPLETED
+
+
+def test_transport_error_in_accepted_is_ignored() -> None:
+    s = Script()
+    req, txn = _invite(s)
+    s.from_wire(response(req, 200))
+    s.expect_user(ResponseReceived)
+    s.layer.transport_error(txn.key, s.now)
+    s._collect()
+    s.expect_quiet()
+    assert txn.state is State.ACCEPTED

@@ -62,6 +62,19 @@ def test_malformed_response_raises_remote_protocol_error_and_changes_nothing() -
     assert txn.state is State.CALLING
 
 
+def test_non_2xx_without_to_raises_before_any_state_change() -> None:
+    s = Script()
+    req = request("INVITE", branch="z9hG4bK-m3")
+    txn = s.send_request(req)
+    s.expect_wire("INVITE")
+    good = response(req, 486)
+    broken = Response(486, None, [(n, v) for n, v in good.headers if n != "To"])
+    with pytest.raises(RemoteProtocolError):
+        s.from_wire(broken)
+    s.expect_quiet()
+    assert txn.state is State.CALLING and txn.ack is None
+
+
 # ------------------------------------------------------------------ server side
 
 
@@ -379,4 +392,19 @@ def test_timers_of_many_transactions_fire_in_deadline_order() -> None:
         if isinstance(e, TransactionTerminated)
     ]
     assert terminated == [f"z9hG4bK-many{i}" for i in range(50)]
+    assert s.layer.next_deadline() is None
+
+
+def test_timer_heap_stays_bounded_when_timers_are_cancelled() -> None:
+    """Cancelled timers are skipped lazily; the heap is compacted so it stays bounded."""
+    s = Script(max_transactions=10_000)
+    for i in range(3000):
+        req = request("INVITE", branch=f"z9hG4bK-h{i}", call_id=f"h{i}")
+        s.send_request(req)
+        s.from_wire(response(req, 180))  # cancels Timer A and Timer B
+    s.wire.clear()
+    s.drain_user()
+    live_timers = sum(len(t._timers) for t in s.layer.transactions())
+    assert live_timers == 0
+    assert len(s.layer._heap) <= 2 * live_timers + 256 + 1
     assert s.layer.next_deadline() is None

@@ -81,6 +81,7 @@ def drop_random(seed: int, rate: float) -> DropRule:
 @dataclass
 class World:
     drop: DropRule
+    reliable: bool = False
     uac: TransactionLayer = field(init=False)
     uas: TransactionLayer = field(init=False)
     now: float = 0.0
@@ -108,7 +109,7 @@ class World:
 
         def deliver() -> None:
             message = parse_message(data)
-            target.receive(message, peer=source, reliable=False, now=self.now)
+            target.receive(message, peer=source, reliable=self.reliable, now=self.now)
 
         self.at(self.now + LATENCY, deliver)
 
@@ -156,7 +157,7 @@ class Scenario:
             call_id=call_id,
             via_host="uac.example.com",
         )
-        txn = self.w.uac.send_request(req, peer=UAS, reliable=False, now=self.w.now)
+        txn = self.w.uac.send_request(req, peer=UAS, reliable=self.w.reliable, now=self.w.now)
         self.client_txns[call_id] = txn
         if user == "slow":
             assert isinstance(txn, InviteClientTransaction)
@@ -173,7 +174,7 @@ class Scenario:
             if 200 <= resp.status < 300 and resp.cseq.method == "INVITE":
                 original = self.client_txns[resp.call_id].request
                 ack = ack_for(original, resp, branch=self.w.uac.new_branch())
-                self.w.uac.send_stateless(ack, peer=UAS, reliable=False)
+                self.w.uac.send_stateless(ack, peer=UAS, reliable=self.w.reliable)
         elif isinstance(event, TransactionTerminated):
             self.client_terminated += 1
         elif isinstance(event, TransactionTimeout | TransportFailure):
@@ -308,6 +309,28 @@ def test_every_transaction_completes_over_a_lossy_network(
     assert scenario.server_terminated == len(CALLS) + cancels
     if make_rule is not drop_nothing:
         assert world.dropped > 0
+
+
+def test_reliable_transport_completes_without_retransmissions() -> None:
+    world = World(drop_nothing(), reliable=True)
+    scenario = Scenario(world)
+    for i, (method, user) in enumerate(CALLS):
+        world.at(0.1 * i, lambda c=f"call-{i}", m=method, u=user: scenario.start(c, m, u))
+    labels: list[tuple[str, str, str]] = []
+
+    def record(index: int, message: Request | Response) -> bool:
+        labels.append(_label(message))
+        return False  # nothing is lost
+
+    world.drop = record
+    world.run(until=300.0, pump=scenario.pump)
+    for i, (_method, user) in enumerate(CALLS):
+        assert scenario.finals[f"call-{i}"][0] == EXPECTED[user]
+    assert scenario.failures == []
+    assert len(world.uac) == 0 and len(world.uas) == 0
+    # Requests go out once each: no Timer A/E retransmissions on a reliable transport.
+    requests = [label for label in labels if label[0] == label[2] and label[0] != "ACK"]
+    assert len(requests) == len(set(requests))
 
 
 def test_first_copy_loss_forces_every_retransmission_path() -> None:

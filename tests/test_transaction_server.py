@@ -350,3 +350,18 @@ def test_non_invite_server_misuse_after_terminated() -> None:
     s.expect_user(TransactionTerminated)
     with pytest.raises(LocalProtocolError, match="terminated"):
         s.respond(txn, 200)
+
+
+@pytest.mark.parametrize("status", [200, 486])
+def test_non_invite_several_provisionals_then_final(status: int) -> None:
+    s = Script()
+    req, txn = _options_arrives(s)
+    s.respond(txn, 100)
+    s.expect_wire("100")
+    s.respond(txn, 183)
+    s.expect_wire("183")
+    s.from_wire(req)
+    s.expect_wire("183")  # the most recent provisional
+    s.respond(txn, status)
+    s.expect_wire(str(status))
+    assert txn.state is State.COMPLETED

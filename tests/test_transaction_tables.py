@@ -153,3 +153,10 @@ def test_docs_are_generated_from_the_tables() -> None:
     assert match.group(1) == render_all(), (
         "docs/transactions.md is stale: regenerate with python -m sipwire.core._txn_tables"
     )
+
+
+def test_public_names_exist() -> None:
+    import sipwire.core.transaction as module
+
+    for name in module.__all__:
+        assert hasattr(module, name), name

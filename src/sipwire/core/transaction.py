@@ -81,6 +81,7 @@ from sipwire.core._txn_types import (
 from sipwire.core.message import Request, Response, make_ack, make_cancel, make_response
 
 __all__ = [
+    "DEFAULT_MAX_TRANSACTIONS",
     "INVITE_CLIENT",
     "INVITE_SERVER",
     "MACHINES",
@@ -488,7 +489,10 @@ class TransactionLayer:
         if txn is None or txn.state is State.INITIAL:
             self._events.append(StrayResponse(response=response, peer=peer))
             return
-        self._feed(txn, _response_input(response.status, tu=False), now, response)
+        inp = _response_input(response.status, tu=False)
+        if inp is Input.RESP_300_699 and txn.is_invite:
+            _ = response.to  # the ACK copies To: validate before any state changes
+        self._feed(txn, inp, now, response)
 
     # ------------------------------------------------------------------ server side
 
