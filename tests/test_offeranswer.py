@@ -635,6 +635,13 @@ def test_answer_with_no_common_codec_is_not_accepted() -> None:
     assert negotiated.remote_rtcp is None
 
 
+def test_a_stream_we_disabled_stays_disabled_whatever_the_answer_says() -> None:
+    offer = create_offer([audio(5000), audio(0)], origin=ALICE, address="192.0.2.1")
+    answer = create_answer(offer, [audio(4000)], origin=US, address="h")
+    sloppy = replace(answer, media=(answer.media[0], replace(answer.media[0], port=4002)))
+    assert [n.accepted for n in process_answer(offer, sloppy)] == [True, False]
+
+
 def test_codecs_of_skips_unknown_dynamic_types() -> None:
     media = parse(
         "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\nm=audio 1 RTP/AVP 0 96 97 x\r\n"

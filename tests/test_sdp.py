@@ -164,7 +164,7 @@ a=rtpmap:8 PCMA/8000
 a=rtpmap:126 telephone-event/8000
 a=ssrc:3735928559 cname:qWe4rTy6uIo8
 a=ssrc:3735928559 msid:stream0 track0
-""")  # noqa: E501
+""")
 
 REAL_WORLD = {
     "baresip": BARESIP,
@@ -358,6 +358,11 @@ def test_multicast_detection() -> None:
     assert Connection(addrtype="IP6", address="ff02::1").is_multicast
     assert not Connection(addrtype="IP6", address="2001:db8::1").is_multicast
     assert not Connection(address="host.example.com").is_multicast
+    assert Connection(address="0.0.0.0").is_unspecified
+    assert Connection(addrtype="IP6", address="0::0").is_unspecified
+    assert not Connection(address="192.0.2.1").is_unspecified
+    assert not Connection(address="host.example.com").is_unspecified
+    assert not Connection(nettype="ATM", addrtype="NSAP", address="0.0.0.0").is_unspecified
 
 
 def test_port_count_rfc8866_5_14() -> None:

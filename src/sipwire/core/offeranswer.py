@@ -555,7 +555,8 @@ def process_answer(
     """Check an answer against the offer we sent, then :func:`negotiate` (RFC 3264 §7).
 
     Raises ``RemoteProtocolError`` if the answer does not have exactly one ``m=`` line
-    per offered one with the same media type (§6), or accepts a stream we disabled.
+    per offered one with the same media type (§6). A stream we offered with port 0 stays
+    disabled whatever the answer says (§5.1).
     """
     if len(answer.media) != len(offer.media):
         raise RemoteProtocolError(

@@ -33,6 +33,7 @@ RFC 8866 §5.13 asks for attributes a receiver does not understand.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -301,23 +302,25 @@ class Connection:
             address += f"/{self.address_count}"
         return f"{self.nettype} {self.addrtype} {address}"
 
+    def _ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        if not _is_ip_family(self.addrtype) or len(self.address) > 64:
+            return None
+        try:
+            return ipaddress.ip_address(self.address)
+        except ValueError:  # a host name
+            return None
+
     @property
     def is_unspecified(self) -> bool:
         """``0.0.0.0`` or ``::``: RFC 2543 hold, "send no RTP or RTCP" (RFC 3264 §8.4)."""
-        return self.address in ("0.0.0.0", "::", "0:0:0:0:0:0:0:0")
+        ip = self._ip()
+        return ip is not None and ip.is_unspecified
 
     @property
     def is_multicast(self) -> bool:
         """An IPv4 224.0.0.0/4 or IPv6 ff00::/8 group address (RFC 8866 §5.7)."""
-        kind = self.addrtype.upper()
-        if kind == "IP4":
-            head = self.address.split(".", 1)[0]
-            return (
-                len(head) <= 3 and _DIGITS.fullmatch(head) is not None and 224 <= int(head) <= 239
-            )
-        if kind == "IP6":
-            return self.address.lower().startswith("ff")
-        return False
+        ip = self._ip()
+        return ip is not None and ip.is_multicast
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
