@@ -408,3 +408,26 @@ def test_timer_heap_stays_bounded_when_timers_are_cancelled() -> None:
     assert live_timers == 0
     assert len(s.layer._heap) <= 2 * live_timers + 256 + 1
     assert s.layer.next_deadline() is None
+
+
+def test_new_request_without_to_raises_and_creates_nothing() -> None:
+    s = Script()
+    s.from_wire(request("INVITE", branch="z9hG4bK-nt"))
+    s.expect_user(RequestReceived)
+    good = request("CANCEL", branch="z9hG4bK-nt")
+    broken = Request("CANCEL", good.uri_text, [(n, v) for n, v in good.headers if n != "To"])
+    with pytest.raises(RemoteProtocolError):
+        s.from_wire(broken)
+    assert len(s.layer) == 1
+    s.expect_quiet()
+
+
+def test_response_without_cseq_from_the_tu_is_misuse() -> None:
+    s = Script()
+    req = request("OPTIONS", branch="z9hG4bK-nc")
+    s.from_wire(req)
+    txn = s.expect_user(RequestReceived).transaction
+    built = Response(200, None, [("Via", req.headers.get("Via") or "")])
+    with pytest.raises(LocalProtocolError):
+        s.send_response(txn, built)
+    assert txn.state is State.TRYING

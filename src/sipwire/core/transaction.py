@@ -27,7 +27,7 @@ import secrets
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 
-from sipwire.core._errors import LocalProtocolError
+from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core._txn_match import (
     client_key_for_request,
     client_key_for_response,
@@ -508,7 +508,10 @@ class TransactionLayer:
             raise LocalProtocolError("send_response() needs a server transaction")
         if not isinstance(response, Response):
             raise LocalProtocolError("send_response() needs a Response")
-        cseq = response.cseq
+        try:
+            cseq = response.cseq
+        except RemoteProtocolError as exc:
+            raise LocalProtocolError(f"the response has no valid CSeq: {exc.reason}") from None
         if cseq.method != transaction.method:
             raise LocalProtocolError(
                 f"response CSeq {cseq} does not answer the {transaction.method} transaction"
@@ -572,8 +575,10 @@ class TransactionLayer:
         if txn is not None:
             self._feed(txn, Input.REQUEST, now, request, peer)  # a retransmission
             return
+        # A new transaction: check what its handling reads before any state changes.
+        _ = (request.from_, request.to, request.call_id)
         if request.method == "CANCEL":
-            server_key(request, "INVITE")  # validate before any state changes
+            server_key(request, "INVITE")
         if self.detect_merged:
             merge_key(request)
         if len(self) >= self.max_transactions:
