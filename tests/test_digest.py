@@ -3,7 +3,8 @@
 Known-answer vectors from RFC 7616 §3.9.1 and RFC 2617 §3.5, SIP vectors cross-checked
 against an independent hashlib implementation written inline, header round trips,
 server-side replay/stale/expiry with a manual clock, client retry logic, hypothesis
-robustness of the parsers, and SIPp 3.6.1 as a real peer.
+robustness of the parsers, and SIPp 3.6.1 and baresip 1.0.0 as real peers answering our
+server's challenges.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import itertools
 import pathlib
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -20,8 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from peers.baresip import Baresip, BaresipAccount
 from peers.ports import free_port
-from peers.procs import Procs
+from peers.procs import Procs, wait_until
 from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core.digest import (
     Algorithm,
@@ -951,6 +954,22 @@ def test_client_retries_once_on_stale_then_detects_a_loop() -> None:
     assert loop.failure is AuthFailure.STALE_LOOP
 
 
+def test_client_retries_a_stale_answer_to_a_first_challenge() -> None:
+    """The direct answer to an ordinary challenge may arrive after the nonce expired: a
+    stale=true then is a retry, not a loop and not a refusal."""
+    server = make_server(nonce_lifetime=1.0)
+    client = DigestClient("alice", "wonderland", random=counter_random())
+    first = client.handle_challenge(www(server.challenges(0.0)), method="REGISTER", uri=RURI)
+    creds = Credentials.parse(first.headers[0][1])
+    assert verify(server, creds, 5.0) is DigestResult.STALE
+    retry = client.handle_challenge(
+        www(server.challenges(5.0, stale=True)), method="REGISTER", uri=RURI,
+        sent=list(first.headers),
+    )  # fmt: skip
+    assert retry.ok
+    assert verify(server, Credentials.parse(retry.headers[0][1]), 5.5) is DigestResult.OK
+
+
 def test_client_refreshes_when_an_old_preemptive_nonce_is_refused_without_stale() -> None:
     """Some servers re-challenge an unknown nonce without stale=true; a pre-emptive reuse
     (nc > 1) is then answered afresh, but a refused fresh answer is final."""
@@ -1181,3 +1200,94 @@ def test_sipp_with_default_sha256_first_offer(procs: Procs, tmp_path: pathlib.Pa
     server = make_server(random=secrets.token_bytes)
     got = list(_serve_sipp(procs, tmp_path, _scenario(_SIPP_REGISTER), server, server.algorithms))
     assert len(got) == 1 and got[0][3].ok  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------
+# baresip 1.0.0 (libre) as the real peer.
+
+
+class _Registrar:
+    """A tiny threaded UDP registrar: 401 with our challenges, then verify and answer."""
+
+    def __init__(self, procs: Procs, server: DigestServer, password: str) -> None:
+        self.server, self.password = server, password
+        self.results: list[tuple[Credentials, DigestResult]] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        procs.on_teardown(self.close)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            start, headers, body = _split(data)
+            creds = self.server.select(v for n, v in headers if n.lower() == "authorization")
+            now = time.monotonic()
+            if creds is None:
+                extra = [("WWW-Authenticate", str(c)) for c in self.server.challenges(now)]
+                self.sock.sendto(_reply(headers, "401 Unauthorized", extra), addr)
+                continue
+            key = self.server.ha1_key(creds)
+            stored = ha1(key.username, key.realm, self.password, key.algorithm) if key else None
+            v = self.server.verify(
+                creds, ha1=stored, method=start.split(" ", 1)[0], body=body, now=now
+            )
+            self.results.append((creds, v.result))
+            contact = [(n, v) for n, v in headers if n.lower() in ("contact", "m")]
+            status = "200 OK" if v.ok else "403 Forbidden"
+            self.sock.sendto(_reply(headers, status, contact if v.ok else []), addr)
+
+
+def _baresip_registers(
+    procs: Procs, tmp_path: pathlib.Path, algorithms: tuple[Algorithm, ...]
+) -> list[tuple[Credentials, DigestResult]]:
+    server = make_server(random=secrets.token_bytes, algorithms=algorithms)
+    registrar = _Registrar(procs, server, "pw-1234")
+    account = BaresipAccount(
+        "alice",
+        domain=REALM,
+        password="pw-1234",
+        outbound=f"sip:127.0.0.1:{registrar.port};transport=udp",
+        regint=60,
+    )
+    ua = Baresip(procs, tmp_path, account)
+    proc = ua.proc
+    assert proc is not None
+
+    def settled() -> bool:
+        # Either our registrar verified an answer, or baresip gave up on the challenge.
+        return bool(registrar.results) or "Register: " in proc.output
+
+    wait_until(settled, 10.0, message="baresip's authenticated REGISTER (or its failure)")
+    return list(registrar.results)
+
+
+@pytest.mark.peer
+def test_baresip_register_md5_verified_by_our_server(procs: Procs, tmp_path: pathlib.Path) -> None:
+    results = _baresip_registers(procs, tmp_path, (Algorithm.MD5,))
+    creds, result = results[0]
+    assert result is DigestResult.OK
+    assert creds.username == "alice" and creds.qop == "auth" and creds.nc == "00000001"
+
+
+@pytest.mark.peer
+@pytest.mark.xfail(
+    strict=True,
+    reason="baresip 1.0.0 (libre) fails with ENOSYS ('Register: Function not implemented') "
+    "when any challenge, even a second one after MD5, names SHA-256",
+)
+def test_baresip_with_default_sha256_and_md5_offer(procs: Procs, tmp_path: pathlib.Path) -> None:
+    results = _baresip_registers(procs, tmp_path, (Algorithm.SHA_256, Algorithm.MD5))
+    assert results and results[0][1] is DigestResult.OK

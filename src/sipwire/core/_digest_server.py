@@ -328,9 +328,10 @@ class DigestServer:
         with the same fresh nonce and always with ``qop`` (RFC 3261 §22.4 item 8).
 
         ``algorithms`` narrows the offer for one response (a subset of the configured
-        ones, in the order given). Some peers read only the topmost challenge and give up
-        when they do not know its algorithm, against RFC 8760 §2.4: SIPp 3.6.1 refuses a
-        SHA-256 challenge on top, so offer it ``(Algorithm.MD5,)``.
+        ones, in the order given). Some peers give up on a challenge list holding an
+        algorithm they do not know, against RFC 8760 §2.4 (tested): SIPp 3.6.1 reads only
+        the topmost challenge and aborts on SHA-256; baresip 1.0.0 fails with ENOSYS as soon
+        as any challenge names SHA-256. Offer such peers ``(Algorithm.MD5,)``.
         """
         offer = self.algorithms if algorithms is None else tuple(algorithms)
         if not offer or any(a not in self.algorithms for a in offer):
