@@ -101,6 +101,7 @@ KNOWN_METHODS = frozenset(
 Handler = Callable[["Request", "ServerTransaction"], Awaitable[None] | None]
 AckHandler = Callable[[Request, Source], Awaitable[None] | None]
 ResponseHandler = Callable[[Response, Source], Awaitable[None] | None]
+StatelessHandler = Callable[[Request, Source], Awaitable[None] | None]
 CancelHandler = Callable[[Request, "ServerTransaction"], Awaitable[None] | None]
 TraceHook = Callable[["TraceRecord"], None]
 
@@ -214,6 +215,12 @@ class ClientTransaction:
         self._cancel_sent = False
         self._task: asyncio.Task[None] | None = None
         self._attempt_waiter: asyncio.Future[Response | None] | None = None
+        #: Called synchronously with every response this handle receives, in order:
+        #: provisionals, the final one (also a synthesized 408/503), and further 2xx
+        #: while the INVITE is Accepted (retransmissions, forks; RFC 6026) -- which
+        #: ``responses()`` no longer yields once it has returned. A proxy forwards
+        #: 2xx retransmissions upstream with it (RFC 3261 §16.7 step 9).
+        self.on_response: Callable[[Response], None] | None = None
 
     @property
     def done(self) -> bool:
@@ -228,12 +235,21 @@ class ClientTransaction:
             self._provisional_seen = True
         elif not self.final.done():
             self.final.set_result(response)
+        self._notify(response)
 
     def _fail(self, status: int, reason: str) -> None:
         if not self.final.done():
             response = make_response(self.request, status, reason)
             self._queue.put_nowait(response)
             self.final.set_result(response)
+            self._notify(response)
+
+    def _notify(self, response: Response) -> None:
+        if self.on_response is not None:
+            try:
+                self.on_response(response)
+            except Exception:
+                _log.exception("on_response callback failed")
 
     async def responses(self) -> AsyncIterator[Response]:
         """Every response: provisionals, the final one, and (INVITE) further 2xx that
@@ -323,6 +339,7 @@ class Endpoint:
         self._ack_handler: AckHandler | None = None
         self._stray_handler: ResponseHandler | None = None
         self._cancel_handler: CancelHandler | None = None
+        self._stateless_handler: StatelessHandler | None = None
         self._servers: dict[CoreServerTransaction, ServerTransaction] = {}
         self._clients: dict[CoreClientTransaction, ClientTransaction] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -420,6 +437,13 @@ class Endpoint:
 
     def on_cancel(self, handler: CancelHandler) -> None:
         self._cancel_handler = handler
+
+    def on_stateless_request(self, handler: StatelessHandler | None) -> None:
+        """``handler(request, source)`` gets EVERY inbound request (ACK and CANCEL too)
+        without a server transaction: nothing is answered or retransmitted for it (a
+        stateless proxy, RFC 3261 §16.11). Responses still go through the transaction
+        layer (unmatched ones to ``on_stray_response``). ``None`` turns it off."""
+        self._stateless_handler = handler
 
     def allowed_methods(self) -> list[str]:
         if self._allow_override is not None:
@@ -737,6 +761,9 @@ class Endpoint:
             self.stats[f"responses_in.{message.status // 100}xx"] += 1
             # §18.1.2: a response whose top Via sent-by is not ours is discarded.
         self._emit_trace("in", source.transport, source.remote, message)
+        if isinstance(message, Request) and self._stateless_handler is not None:
+            self._call(self._stateless_handler, message, source)
+            return
         if isinstance(message, Request) and message.method == "ACK":
             pending = self.uas2xx.acknowledge(message)
             if pending is not None:
