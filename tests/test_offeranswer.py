@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core.offeranswer import (
@@ -912,7 +914,9 @@ def test_session_legacy_hold() -> None:
     held = alice.hold(legacy=True)
     assert held.connection == Connection(address="0.0.0.0")
     assert is_held(held)
-    alice.receive_answer(bob.answer(held))
+    (alice_view,) = alice.receive_answer(bob.answer(held))
+    assert alice_view.local_legacy_hold and alice_view.held_locally
+    assert not alice_view.receiving
     assert bob.negotiated[0].legacy_hold and not bob.negotiated[0].sending
     resumed = alice.resume()
     assert resumed.connection == Connection(address="192.0.2.10")
@@ -946,3 +950,53 @@ def test_session_remote_reoffer_with_same_version_gets_the_same_answer() -> None
     alice.receive_answer(first)
     again = bob.answer(offer)  # a no-op re-offer (same o= version)
     assert again == first
+
+
+# --------------------------------------------------------------------------- fuzz
+
+_OFFER_LINES = [
+    "c=IN IP4 192.0.2.1",
+    "c=IN IP4 0.0.0.0",
+    "c=IN IP6 ff02::1",
+    "c=IN IP4 233.252.0.1/127",
+    "m=audio 5000 RTP/AVP 0 8 101",
+    "m=audio 0 RTP/AVP 0",
+    "m=audio 5002 RTP/SAVP 0",
+    "m=video 5004 RTP/AVP 96",
+    "m=audio 5006 RTP/AVP 96 97",
+    "a=rtpmap:96 opus/48000/2",
+    "a=rtpmap:97 telephone-event/48000",
+    "a=rtpmap:101 telephone-event/8000",
+    "a=rtpmap:0 PCMU/0",
+    "a=rtpmap:8 PCMA/8000/0",
+    "a=fmtp:101 0-15",
+    "a=sendonly",
+    "a=recvonly",
+    "a=inactive",
+    "a=rtcp-mux",
+    "a=rtcp:5001",
+    "a=ptime:20",
+]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(_OFFER_LINES), max_size=14))
+def test_fuzz_any_parsed_offer_is_answered_or_refused_with_488(lines: list[str]) -> None:
+    try:
+        offer = parse("v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\n" + "\r\n".join(lines))
+    except RemoteProtocolError:  # e.g. two session-level c= lines
+        assume(False)
+    assert isinstance(is_held(offer), bool)
+    try:
+        answer = create_answer(offer, [audio(4000), audio(4002, OPUS)], origin=US, address="h")
+    except RemoteProtocolError as exc:
+        assert exc.status_hint == 488
+        return
+    assert len(answer.media) == len(offer.media)
+    assert parse(answer.serialize()) == answer
+    for ours, theirs in zip(negotiate(answer, offer), process_answer(offer, answer), strict=True):
+        assert ours.accepted == theirs.accepted
+        assert ours.sending == theirs.receiving
+        if ours.sending:
+            assert ours.send_codec is not None
+            assert ours.send_codec.payload_type in offer.media[ours.index].payload_types

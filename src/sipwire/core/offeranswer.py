@@ -436,6 +436,8 @@ class NegotiatedMedia:
     the ones to put in RTP we send (RFC 3264 §5.1, §6.1); ``receive_codecs`` carry
     ours. ``ptime`` is the packetization the remote asked to receive. RTCP goes to
     ``remote_rtcp`` (the RTP address when ``rtcp_mux``; RFC 3605 / RFC 3550 §11).
+    ``legacy_hold`` / ``local_legacy_hold``: the remote's / our connection address is
+    ``0.0.0.0`` (RFC 3264 §8.4), so nothing is sent to that side.
     """
 
     index: int
@@ -454,6 +456,7 @@ class NegotiatedMedia:
     receive_codecs: tuple[Codec, ...]
     ptime: float | None
     legacy_hold: bool
+    local_legacy_hold: bool = False
 
     @property
     def sending(self) -> bool:
@@ -470,7 +473,12 @@ class NegotiatedMedia:
     @property
     def receiving(self) -> bool:
         """Whether we should expect RTP now."""
-        return self.accepted and self.local_direction.receives and self.remote_direction.sends
+        return (
+            self.accepted
+            and self.local_direction.receives
+            and self.remote_direction.sends
+            and not self.local_legacy_hold
+        )
 
     @property
     def held_by_remote(self) -> bool:
@@ -480,8 +488,9 @@ class NegotiatedMedia:
 
     @property
     def held_locally(self) -> bool:
-        """We put this stream on hold: our SDP says we do not receive."""
-        return self.accepted and not self.local_direction.receives
+        """We put this stream on hold: our SDP says we do not receive (by direction or
+        by ``c=0.0.0.0``)."""
+        return self.accepted and (not self.local_direction.receives or self.local_legacy_hold)
 
 
 def negotiate(local: SessionDescription, remote: SessionDescription) -> tuple[NegotiatedMedia, ...]:
@@ -515,6 +524,7 @@ def _negotiate_one(
         event = next((c for c in events if c.clock_rate == send.clock_rate), events[0])
     receive = tuple(c for c in local_codecs if _find_match(c, remote_codecs))
     connection = remote.connection_for(theirs)
+    own = local.connection_for(ours)
     mux = ours.rtcp_mux and theirs.rtcp_mux
     accepted = (
         ours.port != 0
@@ -546,6 +556,7 @@ def _negotiate_one(
         receive_codecs=receive,
         ptime=theirs.ptime,
         legacy_hold=connection is not None and connection.is_unspecified,
+        local_legacy_hold=own is not None and own.is_unspecified,
     )
 
 
