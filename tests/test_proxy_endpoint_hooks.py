@@ -106,11 +106,15 @@ async def test_stateless_handler_gets_requests_without_transactions(
     got: list[tuple[Request, Source]] = []
     arrived = asyncio.Event()
 
-    def handler(request: Request, source: Source) -> None:
+    def handler(request: Request, source: Source) -> bool:
+        if request.method == "OPTIONS":
+            return False  # not taken: the transaction layer and ep.on("OPTIONS") answer it
         got.append((request, source))
         arrived.set()
+        return True
 
     server.on_stateless_request(handler)
+    server.on("OPTIONS", lambda r, tx: tx.respond(200))
     loop = asyncio.get_running_loop()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -134,5 +138,12 @@ async def test_stateless_handler_gets_requests_without_transactions(
         # The handler answers statelessly.
         await server.send(make_response(request, 486), source)
         data = await asyncio.wait_for(loop.sock_recv(sock, 65535), 5)
+        reply = parse_message(data)
+        assert isinstance(reply, Response) and reply.status == 486
+        # A request the handler declines goes through a transaction as usual.
+        options = raw.replace("INVITE", "OPTIONS").replace("z9hG4bKsl1", "z9hG4bKsl2")
+        await loop.sock_sendto(sock, options.encode(), ("127.0.0.1", port_of(server)))
+        data = await asyncio.wait_for(loop.sock_recv(sock, 65535), 5)
     reply = parse_message(data)
-    assert isinstance(reply, Response) and reply.status == 486
+    assert isinstance(reply, Response) and reply.status == 200
+    assert reply.cseq.method == "OPTIONS" and len(got) == 1

@@ -101,7 +101,7 @@ KNOWN_METHODS = frozenset(
 Handler = Callable[["Request", "ServerTransaction"], Awaitable[None] | None]
 AckHandler = Callable[[Request, Source], Awaitable[None] | None]
 ResponseHandler = Callable[[Response, Source], Awaitable[None] | None]
-StatelessHandler = Callable[[Request, Source], Awaitable[None] | None]
+StatelessHandler = Callable[[Request, Source], bool]
 CancelHandler = Callable[[Request, "ServerTransaction"], Awaitable[None] | None]
 TraceHook = Callable[["TraceRecord"], None]
 
@@ -439,10 +439,13 @@ class Endpoint:
         self._cancel_handler = handler
 
     def on_stateless_request(self, handler: StatelessHandler | None) -> None:
-        """``handler(request, source)`` gets EVERY inbound request (ACK and CANCEL too)
-        without a server transaction: nothing is answered or retransmitted for it (a
-        stateless proxy, RFC 3261 §16.11). Responses still go through the transaction
-        layer (unmatched ones to ``on_stray_response``). ``None`` turns it off."""
+        """``handler(request, source) -> bool`` sees every inbound request (ACK and CANCEL
+        too) before the transaction layer. Returning True takes it: no server transaction
+        is made, nothing is answered or retransmitted for it (a stateless proxy, RFC 3261
+        §16.11; the handler schedules its own work). False lets it through to the
+        transaction layer and the usual handlers (e.g. a REGISTER for the registrar).
+        Responses always go through the transaction layer (unmatched ones to
+        ``on_stray_response``). ``None`` removes the handler."""
         self._stateless_handler = handler
 
     def allowed_methods(self) -> list[str]:
@@ -762,8 +765,13 @@ class Endpoint:
             # §18.1.2: a response whose top Via sent-by is not ours is discarded.
         self._emit_trace("in", source.transport, source.remote, message)
         if isinstance(message, Request) and self._stateless_handler is not None:
-            self._call(self._stateless_handler, message, source)
-            return
+            try:
+                taken = self._stateless_handler(message, source)
+            except Exception:
+                _log.exception("stateless request handler failed")
+                taken = True
+            if taken:
+                return
         if isinstance(message, Request) and message.method == "ACK":
             pending = self.uas2xx.acknowledge(message)
             if pending is not None:
