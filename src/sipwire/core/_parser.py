@@ -118,7 +118,7 @@ def _start_line(line: str) -> tuple[Request | Response, tuple[str, int] | None]:
     Returns the message shell and a deferred version error (the message is framed
     before a 505 is raised, so the caller can answer it).
     """
-    if line[:4].upper() == "SIP/":
+    if line.startswith("SIP/") or line[:4].upper() == "SIP/":
         version, _, rest = line.partition(" ")
         code, _, reason = rest.partition(" ")
         if len(code) != 3 or not code.isdigit() or not code.isascii():
@@ -126,8 +126,13 @@ def _start_line(line: str) -> tuple[Request | Response, tuple[str, int] | None]:
         status = int(code)
         if status < 100 or status > 699:
             raise _bad(f"Status-Code {status} out of range 100..699")
-        response = Response._shell(status, reason, version)
-        return response, _version_error(version)
+        response = _new(Response)
+        response._status = status
+        response._reason = reason
+        response._version = version
+        response._raw_version = 0
+        response._cache_version = -1
+        return response, None if version == "SIP/2.0" else _version_error(version)
     parts = line.split(" ")
     if len(parts) != 3:
         raise _bad("Request-Line must be Method SP Request-URI SP SIP-Version, single spaces")
@@ -143,26 +148,35 @@ def _start_line(line: str) -> tuple[Request | Response, tuple[str, int] | None]:
         raise _bad(f"malformed Request-URI {uri[:60]!r}")
     if not version:
         raise _bad("missing SIP-Version")
-    request = Request._shell(method, uri, version)
-    return request, _version_error(version)
+    request = _new(Request)
+    request._method = method
+    request._uri = None
+    request._uri_text = uri
+    request._version = version
+    request._raw_version = 0
+    request._cache_version = -1
+    return request, None if version == "SIP/2.0" else _version_error(version)
 
 
 # -- the header section ------------------------------------------------------------
 
-# name as written before the colon (maybe with trailing SP/HT) -> (key, stripped name).
+# name as written before the colon (maybe with trailing SP/HT) ->
+# (key, name without the trailing SP/HT, is it Content-Length).
 # Bounded: names beyond the cap are simply not memoised.
-_NAME_CACHE: dict[str, tuple[str, str]] = {}
+_NAME_CACHE: dict[str, tuple[str, str, bool]] = {}
 _NAME_CACHE_MAX = 2048
 _LF_SPLIT = re.compile(r"\r?\n")
+_new = object.__new__
 
 
-def _name_info(name: str) -> tuple[str, str]:
+def _name_info(name: str) -> tuple[str, str, bool]:
     written = name.rstrip(" \t")
     if not is_token(written):
         if not written:
             raise _bad("header line with an empty name")
         raise _bad(f"malformed header name {written[:40]!r}")
-    info = (header_key(written), written)
+    key = header_key(written)
+    info = (key, written, key == "content-length")
     if len(_NAME_CACHE) < _NAME_CACHE_MAX:
         _NAME_CACHE[name] = info
     return info
@@ -171,25 +185,32 @@ def _name_info(name: str) -> tuple[str, str]:
 _Entry = tuple[str, str, str, "str | None"]
 
 
-def _rows(lines: list[str]) -> list[_Entry]:
-    """Header rows from unfolded physical lines (no line starts with SP/HT)."""
+def _rows(lines: list[str], lengths: list[str]) -> list[_Entry] | None:
+    """Header rows from physical lines (``lines[0]`` is the start line).
+
+    Content-Length values are appended to ``lengths``.  Returns None if a line is
+    folded (starts with SP/HT): the caller then uses :func:`_folded_rows`.
+    """
     cache = _NAME_CACHE
     entries: list[_Entry] = []
     append = entries.append
-    it = iter(lines)
-    next(it)
-    for line in it:
+    for line in lines[1:]:
         name, colon, value = line.partition(":")
-        if not colon:
-            raise _bad(f"header line without a colon: {line[:40]!r}")
         info = cache.get(name)
-        if info is None:
+        if info is None or not colon:
+            if line[:1] in (" ", "\t"):
+                return None
+            if not colon:
+                raise _bad(f"header line without a colon: {line[:40]!r}")
             info = _name_info(name)
-        append((info[0], info[1], value.strip(" \t"), line))
+        value = value.strip(" \t")
+        if info[2]:
+            lengths.append(value)
+        append((info[0], info[1], value, line))
     return entries
 
 
-def _folded_rows(lines: list[str], sep: str) -> list[_Entry]:
+def _folded_rows(lines: list[str], sep: str, lengths: list[str]) -> list[_Entry]:
     """Header rows when some lines continue the previous one (§7.3.1 folding)."""
     groups: list[list[str]] = []
     for line in lines[1:]:
@@ -205,48 +226,114 @@ def _folded_rows(lines: list[str], sep: str) -> list[_Entry]:
         name, colon, value = first.partition(":")
         if not colon:
             raise _bad(f"header line without a colon: {first[:40]!r}")
-        key, written = _NAME_CACHE.get(name) or _name_info(name)
+        key, written, is_length = _NAME_CACHE.get(name) or _name_info(name)
         if len(group) == 1:
-            entries.append((key, written, value.strip(" \t"), first))
-            continue
-        pieces = [value.strip(" \t")]
-        pieces.extend(line.strip(" \t") for line in group[1:])
-        unfolded = " ".join(piece for piece in pieces if piece)
-        entries.append((key, written, unfolded, sep.join(group)))
+            value = value.strip(" \t")
+            raw = first
+        else:
+            pieces = [value.strip(" \t")]
+            pieces.extend(line.strip(" \t") for line in group[1:])
+            value = " ".join(piece for piece in pieces if piece)
+            raw = sep.join(group)
+        if is_length:
+            lengths.append(value)
+        entries.append((key, written, value, raw))
     return entries
 
 
-def _parse_head(
-    head: bytes | bytearray, limits: Limits
-) -> tuple[Request | Response, int | None, tuple[str, int] | None]:
-    """Start line and header rows of one message; returns (shell, Content-Length, deferred)."""
-    text = head.decode("utf-8", "surrogateescape")
+_Head = tuple["Request | Response", "int | None", "tuple[str, int] | None"]
+
+# A Content-Length row (long or compact name), found without splitting the rows.
+_LENGTH_RE = re.compile(r"\n(?:content-length|l)[ \t]*:([^\r\n]*)", re.IGNORECASE)
+
+
+def _split_rows(text: str) -> Headers:
+    """The header rows of a decoded header section (``text`` starts with the start line).
+
+    Used when a lazily parsed message's headers are first needed."""
     lines = text.split("\r\n")
     sep = "\r\n"
-    if text.count("\n") != len(lines) - 1:  # bare LF line ends (tolerated)
+    if text.count("\n") != len(lines) - 1:
         lines = _LF_SPLIT.split(text)
         sep = "\n"
-    if len(lines) - 1 > limits.max_headers:
+    lengths: list[str] = []
+    entries = _rows(lines, lengths)
+    if entries is None:
+        entries = _folded_rows(lines, sep, lengths)
+    headers = _new(Headers)
+    headers._entries = entries
+    headers._version = 0
+    return headers
+
+
+def _parse_head(
+    head: bytes | bytearray, limits: Limits, crlf_only: bool, lazy: bool
+) -> _Head | None:
+    """Start line and header rows of one message: (shell, Content-Length, deferred error).
+
+    With ``crlf_only`` (``head`` was cut at the first CRLFCRLF) returns None if the
+    text has bare-LF line ends, because the header section may then end earlier.
+    With ``lazy`` the rows are not split yet (only Content-Length is looked up);
+    ``msg.headers`` splits them on first use.
+    """
+    text = head.decode("utf-8", "surrogateescape")
+    newlines = text.count("\n")
+    # Every line end is CRLF iff as many CRs as LFs (a stray CR is caught when the
+    # rows are split: it stays inside a value or name and fails there or round-trips).
+    crlf = newlines == text.count("\r")
+    if not crlf and crlf_only:
+        return None
+    if newlines > limits.max_headers:
         raise _bad(f"more than {limits.max_headers} header lines", 513)
-    if len(text) > limits.max_line_length and max(map(len, lines)) > limits.max_line_length:
+    if len(text) > limits.max_line_length and (
+        max(map(len, _LF_SPLIT.split(text))) > limits.max_line_length
+    ):
         raise _bad(f"header line longer than {limits.max_line_length} octets", 513)
-    msg, deferred = _start_line(lines[0])
-    if "\n " in text or "\n\t" in text:
-        entries = _folded_rows(lines, sep)
+    if crlf:
+        eol = text.find("\r\n")
+        msg, deferred = _start_line(text if eol < 0 else text[:eol])
     else:
-        entries = _rows(lines)
-    msg._headers = Headers._from_entries(entries)
-    length: int | None = None
-    for entry in entries:
-        if entry[0] == "content-length":
-            if length is not None:
-                raise _bad("more than one Content-Length")
-            value = entry[2]
-            if not value.isdigit() or not value.isascii():
-                raise _bad(f"malformed Content-Length {value[:20]!r}")
-            if len(value) > 12 or int(value) > limits.max_body:
-                raise _bad(f"Content-Length {value[:20]} exceeds {limits.max_body}", 513)
-            length = int(value)
+        msg, deferred = _start_line(_LF_SPLIT.split(text, 1)[0])
+    value: str | None = None
+    if lazy and crlf:
+        found = _LENGTH_RE.findall(text)
+        if not found:
+            msg._headers = None
+            msg._head_text = text
+            return msg, None, deferred
+        if len(found) == 1:
+            value = found[0].strip(" \t")
+            if value:  # else the value may be folded onto the next line: split now
+                msg._headers = None
+                msg._head_text = text
+            else:
+                value = None
+    if value is None:
+        lines = text.split("\r\n") if crlf else _LF_SPLIT.split(text)
+        lengths: list[str] = []
+        entries = _rows(lines, lengths)
+        if entries is None:
+            lengths = []
+            entries = _folded_rows(lines, "\r\n" if crlf else "\n", lengths)
+        headers = _new(Headers)
+        headers._entries = entries
+        headers._version = 0
+        msg._headers = headers
+        msg._head_text = None
+        if not lengths:
+            return msg, None, deferred
+        if len(lengths) > 1:
+            raise _bad("more than one Content-Length")
+        value = lengths[0]
+    if not value.isdigit() or not value.isascii():
+        raise _bad(f"malformed Content-Length {value[:20]!r}")
+    if len(value) > 20:  # never int() a huge string
+        value = value.lstrip("0") or "0"
+        if len(value) > 20:
+            raise _bad(f"Content-Length {value[:20]}... exceeds {limits.max_body}", 513)
+    length = int(value)
+    if length > limits.max_body:
+        raise _bad(f"Content-Length {length} exceeds {limits.max_body}", 513)
     return msg, length, deferred
 
 
@@ -286,23 +373,32 @@ def parse_message(
     Raises only :class:`RemoteProtocolError` -- :class:`InvalidMessage` (which carries
     the framed message) for a message that is framed but unacceptable.
     """
-    if not isinstance(data, bytes):
+    if type(data) is not bytes:
         data = bytes(data)
     n = len(data)
     if n > limits.max_message_size:
         raise _bad(f"message of {n} octets exceeds {limits.max_message_size}", 513)
     start = 0
-    while data.startswith(b"\r\n", start):
-        start += 2
+    if data.startswith(b"\r\n"):
+        while data.startswith(b"\r\n", start):
+            start += 2
     if start >= n:
         raise _bad("empty message")
-    head_end, body_start = _find_head_end(data, start)
-    if head_end < 0:
-        if not data.endswith(b"\n"):
-            raise _bad("header section not terminated by an empty line")
-        head_end = n - 2 if data.endswith(b"\r\n") else n - 1
-        body_start = n
-    msg, length, deferred = _parse_head(data[start:head_end], limits)
+    parsed = None
+    i = data.find(b"\r\n\r\n", start)
+    if i >= 0:
+        body_start = i + 4
+        parsed = _parse_head(data[start:i], limits, True, not validate)
+    if parsed is None:
+        head_end, body_start = _find_head_end(data, start)
+        if head_end < 0:
+            if not data.endswith(b"\n"):
+                raise _bad("header section not terminated by an empty line")
+            head_end = n - 2 if data.endswith(b"\r\n") else n - 1
+            body_start = n
+        parsed = _parse_head(data[start:head_end], limits, False, not validate)
+        assert parsed is not None
+    msg, length, deferred = parsed
     if length is None:
         end = n
     else:
@@ -418,19 +514,28 @@ class StreamParser:
                         del buf[:1]  # a stray LF between messages: ignored
                         continue
                 self._lone_crlf = False
-                head_end, body_start = _find_head_end(buf, self._scan)
-                if head_end < 0:
-                    if len(buf) > limits.max_message_size:
-                        raise self._fail(
-                            _bad(f"header section exceeds {limits.max_message_size} octets", 513)
-                        )
-                    self._scan = max(0, len(buf) - 3)
-                    break
-                self._scan = 0
+                parsed = None
+                i = buf.find(b"\r\n\r\n", self._scan)
                 try:
-                    msg, length, deferred = _parse_head(buf[:head_end], limits)
+                    if i >= 0:
+                        body_start = i + 4
+                        parsed = _parse_head(buf[:i], limits, True, not self._validate)
+                    if parsed is None:
+                        head_end, body_start = _find_head_end(buf, 0 if i >= 0 else self._scan)
+                        if head_end < 0:
+                            if len(buf) > limits.max_message_size:
+                                raise _bad(
+                                    f"header section exceeds {limits.max_message_size} octets",
+                                    513,
+                                )
+                            self._scan = max(0, len(buf) - 3)
+                            break
+                        parsed = _parse_head(buf[:head_end], limits, False, not self._validate)
+                        assert parsed is not None
                 except RemoteProtocolError as exc:
                     raise self._fail(exc) from None
+                self._scan = 0
+                msg, length, deferred = parsed
                 if length is None:
                     raise self._fail(_bad("Content-Length is mandatory on a stream (§18.3)"))
                 total = body_start + length

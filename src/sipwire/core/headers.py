@@ -358,6 +358,10 @@ class Headers:
         key = header_key(name)
         return [entry[2] for entry in self._entries if entry[0] == key]
 
+    def _values(self, key: str) -> list[str]:
+        """Like :meth:`values` for an already-computed lookup key (hot path)."""
+        return [entry[2] for entry in self._entries if entry[0] == key]
+
     def count(self, name: str) -> int:
         """How many rows are called ``name``."""
         key = header_key(name)

@@ -182,7 +182,7 @@ def _missing(name: str) -> RemoteProtocolError:
 
 def _single(headers: Headers, name: str) -> str:
     """The value of a header that must appear exactly once (RFC 3261 §7.3.1)."""
-    values = headers.values(name)
+    values = headers._values(name.lower())
     if not values:
         raise _missing(name)
     if len(values) > 1:
@@ -192,7 +192,7 @@ def _single(headers: Headers, name: str) -> str:
 
 def _optional(headers: Headers, name: str, parse: Callable[[str], _T]) -> _T | None:
     """Parse a header that may appear at most once; None if absent."""
-    values = headers.values(name)
+    values = headers._values(name.lower())
     if not values:
         return None
     if len(values) > 1:
@@ -230,9 +230,20 @@ class Message:
     same order, same body.
     """
 
-    __slots__ = ("_body", "_cache", "_cache_version", "_headers", "_raw", "_raw_version")
+    __slots__ = (
+        "_body",
+        "_cache",
+        "_cache_version",
+        "_head_text",
+        "_headers",
+        "_raw",
+        "_raw_version",
+    )
 
-    _headers: Headers
+    # None while the header rows of a lazily parsed message are not split yet; then
+    # ``_head_text`` holds the decoded header section (start line included).
+    _headers: Headers | None
+    _head_text: str | None
     _body: bytes
     _raw: bytes | None
     _raw_version: int
@@ -253,27 +264,31 @@ class Message:
         else:
             self._headers = Headers(headers)
         self._body = bytes(body)
+        self._head_text = None
         self._raw = None
         self._raw_version = 0
         self._cache = {}
         self._cache_version = 0
         self._fix_content_length()
 
-    def _init_shell(self) -> None:
-        # The parser fills _headers, _body and _raw afterwards.
-        self._raw_version = 0
-        self._cache = {}
-        self._cache_version = 0
-
     def _fix_content_length(self) -> None:
-        self._headers.set("Content-Length", str(len(self._body)))
+        self.headers.set("Content-Length", str(len(self._body)))
 
     # -- plain attributes ----------------------------------------------------------
 
     @property
     def headers(self) -> Headers:
-        """The header rows (mutable)."""
-        return self._headers
+        """The header rows (mutable).
+
+        After ``parse_message(..., validate=False)`` the rows are split on first
+        access, which raises RemoteProtocolError if a header line is malformed."""
+        headers = self._headers
+        if headers is None:
+            text = self._head_text
+            assert text is not None
+            headers = self._headers = _split_rows(text)
+            self._head_text = None
+        return headers
 
     @property
     def body(self) -> bytes:
@@ -303,8 +318,9 @@ class Message:
         """
         raw = self._raw
         headers = self._headers
-        if raw is not None and self._raw_version == headers._version:
+        if raw is not None and (headers is None or self._raw_version == headers._version):
             return raw
+        headers = self.headers
         body = self._body
         size = str(len(body))
         lines = [self._start_line()]
@@ -335,9 +351,11 @@ class Message:
         """An independent copy (headers copied; the cached wire form kept if valid)."""
         clone = object.__new__(type(self))
         self._copy_start_line(clone)
-        clone._headers = self._headers.copy()
+        headers = self._headers
+        clone._headers = None if headers is None else headers.copy()
+        clone._head_text = self._head_text
         clone._body = self._body
-        valid = self._raw is not None and self._raw_version == self._headers._version
+        valid = self._raw is not None and (headers is None or self._raw_version == headers._version)
         clone._raw = self._raw if valid else None
         clone._raw_version = 0
         clone._cache = {}
@@ -349,8 +367,17 @@ class Message:
 
     # -- lazy typed values ---------------------------------------------------------
 
+    def _valid_cache(self) -> dict[str, Any]:
+        headers = self.headers
+        if headers._version != self._cache_version:
+            self._cache = {}
+            self._cache_version = headers._version
+        return self._cache
+
     def _typed(self, key: str, compute: Callable[[Headers], _T]) -> _T:
         headers = self._headers
+        if headers is None:
+            headers = self.headers
         if headers._version != self._cache_version:
             self._cache = {}
             self._cache_version = headers._version
@@ -364,12 +391,38 @@ class Message:
     @property
     def via(self) -> list[Via]:
         """Every Via value, top first (§20.42)."""
-        return self._typed("via", _compute_via)
+        cache = self._valid_cache()
+        vias: list[Via] | None = cache.get("via")
+        if vias is None:
+            top: Via | None = cache.get("top_via")
+            vias = []
+            for value in self.headers._values("via"):
+                if top is not None and not vias and "," not in value:
+                    vias.append(top)
+                else:
+                    vias.extend(Via.parse_list(value))
+            cache["via"] = vias
+        return vias
 
     @property
     def top_via(self) -> Via:
-        """The first Via value (the transaction's branch lives here, §17.1.3, §17.2.3)."""
-        return self._typed("top_via", _compute_top_via)
+        """The first Via value (the transaction's branch lives here, §17.1.3, §17.2.3).
+
+        Only the first value is parsed (a proxy rarely needs the others)."""
+        cache = self._valid_cache()
+        top: Via | None = cache.get("top_via")
+        if top is None:
+            vias: list[Via] | None = cache.get("via")
+            if vias:
+                top = vias[0]
+            else:
+                rows = self.headers._values("via")
+                if not rows:
+                    raise _missing("Via")
+                first = rows[0]
+                top = Via.parse(first) if "," not in first else Via.parse_list(first)[0]
+            cache["top_via"] = top
+        return top
 
     @property
     def from_(self) -> Address:
@@ -394,12 +447,12 @@ class Message:
     @property
     def contact(self) -> list[Address]:
         """Every Contact value (§20.10); empty for ``Contact: *`` (see contact_is_star)."""
-        return self._typed("contact", _compute_contact)
+        return self._typed("contact", _compute_contacts) or []
 
     @property
     def contact_is_star(self) -> bool:
         """True for the REGISTER wildcard ``Contact: *`` (§10.2.2)."""
-        return self._typed("contact*", _compute_contact_star)
+        return "contact" in self.headers and self._typed("contact", _compute_contacts) is None
 
     @property
     def route(self) -> list[Address]:
@@ -550,7 +603,7 @@ class Message:
             raise InvalidMessage(exc.reason, exc.status_hint, self) from None
 
     def _validate(self) -> None:
-        headers = self._headers
+        headers = self.headers
         if not self.via:
             raise _missing("Via")
         self.from_  # noqa: B018  (parse = check)
@@ -563,22 +616,6 @@ class Message:
 
 
 _M = TypeVar("_M", bound=Message)
-
-
-def _compute_via(headers: Headers) -> list[Via]:
-    out: list[Via] = []
-    for value in headers.values("Via"):
-        out.extend(Via.parse_list(value))
-    return out
-
-
-def _compute_top_via(headers: Headers) -> Via:
-    first = headers.get("Via")
-    if first is None:
-        raise _missing("Via")
-    if "," not in first:
-        return Via.parse(first)
-    return Via.parse_list(first)[0]
 
 
 def _compute_from(headers: Headers) -> Address:
@@ -597,21 +634,18 @@ def _compute_cseq(headers: Headers) -> CSeq:
     return CSeq.parse(_single(headers, "CSeq"))
 
 
-def _compute_contact(headers: Headers) -> list[Address]:
-    if _compute_contact_star(headers):
-        return []
-    return _address_list(headers, "Contact")
-
-
-def _compute_contact_star(headers: Headers) -> bool:
-    values = headers.values("Contact")
-    star = False
-    for value in values:
-        if parse_contact(value) == "*":
-            star = True
-    if star and len(values) != 1:
-        raise RemoteProtocolError("Contact: * must be the only Contact value (§10.2.2)")
-    return star
+def _compute_contacts(headers: Headers) -> list[Address] | None:
+    """Every Contact address, or None for the wildcard ``Contact: *`` (§10.2.2)."""
+    rows = headers._values("contact")
+    out: list[Address] = []
+    for row in rows:
+        parsed = parse_contact(row)
+        if parsed == "*":
+            if len(rows) != 1:
+                raise RemoteProtocolError("Contact: * must be the only Contact value (§10.2.2)")
+            return None
+        out.extend(parsed)
+    return out
 
 
 def _compute_content_type(headers: Headers) -> ContentType | None:
@@ -649,16 +683,6 @@ class Request(Message):
         self._set_uri(uri)
         self._version = "SIP/2.0"
         self._init_common(headers, body)
-
-    @classmethod
-    def _shell(cls, method: str, uri_text: str, version: str) -> Request:
-        self = object.__new__(cls)
-        self._method = method
-        self._uri = None
-        self._uri_text = uri_text
-        self._version = version
-        self._init_shell()
-        return self
 
     def _set_uri(self, uri: URI | str) -> None:
         if isinstance(uri, str):
@@ -722,7 +746,7 @@ class Request(Message):
         return (
             self._method == other._method
             and self._uri_text == other._uri_text
-            and self._headers == other._headers
+            and self.headers == other.headers
             and self._body == other._body
         )
 
@@ -771,15 +795,6 @@ class Response(Message):
         self._version = "SIP/2.0"
         self._init_common(headers, body)
 
-    @classmethod
-    def _shell(cls, status: int, reason: str, version: str) -> Response:
-        self = object.__new__(cls)
-        self._status = status
-        self._reason = reason
-        self._version = version
-        self._init_shell()
-        return self
-
     @property
     def status(self) -> int:
         """The Status-Code, 100..699."""
@@ -824,7 +839,7 @@ class Response(Message):
         return (
             self._status == other._status
             and self._reason == other._reason
-            and self._headers == other._headers
+            and self.headers == other.headers
             and self._body == other._body
         )
 
@@ -867,7 +882,7 @@ def make_response(
     """
     if not isinstance(request, Request):
         raise LocalProtocolError("make_response needs a Request")
-    src = request._headers
+    src = request.headers
     rows: list[tuple[str, str]] = []
     for name in ("Via", "From", "To", "Call-ID", "CSeq"):
         for value in src.values(name):
@@ -905,7 +920,7 @@ def make_ack(invite: Request, response: Response) -> Request:
         raise LocalProtocolError("make_ack needs the INVITE request")
     if not isinstance(response, Response) or response.status < 300:
         raise LocalProtocolError("make_ack is for non-2xx final responses (§17.1.1.3)")
-    src = invite._headers
+    src = invite.headers
     top_via = src.get("Via")
     if top_via is None:
         raise LocalProtocolError("the INVITE has no Via")
@@ -913,7 +928,7 @@ def make_ack(invite: Request, response: Response) -> Request:
     for value in src.values("Route"):
         rows.append(("Route", value))
     rows.append(("From", _single(src, "From")))
-    rows.append(("To", _single(response._headers, "To")))
+    rows.append(("To", _single(response.headers, "To")))
     rows.append(("Call-ID", _single(src, "Call-ID")))
     rows.append(("CSeq", f"{invite.cseq.seq} ACK"))
     max_forwards = src.get("Max-Forwards")
@@ -929,7 +944,7 @@ def make_cancel(invite: Request) -> Request:
     """
     if not isinstance(invite, Request) or invite.method != "INVITE":
         raise LocalProtocolError("only an INVITE can be cancelled (§9.1)")
-    src = invite._headers
+    src = invite.headers
     top_via = src.get("Via")
     if top_via is None:
         raise LocalProtocolError("the INVITE has no Via")
@@ -950,5 +965,6 @@ from sipwire.core._parser import (  # noqa: E402  (circular: _parser builds our 
     KeepAlive,
     Limits,
     StreamParser,
+    _split_rows,
     parse_message,
 )
