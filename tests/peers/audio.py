@@ -23,6 +23,7 @@ import pathlib
 import struct
 import wave
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "dominant_frequency",
@@ -34,6 +35,7 @@ __all__ = [
     "write_tone",
 ]
 
+_np: Any
 try:  # numpy is optional
     import numpy as _np
 except ImportError:  # pragma: no cover - exercised only without numpy

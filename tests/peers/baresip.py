@@ -28,7 +28,9 @@ Tricks found by running it (baresip 1.0.0 on Debian):
 * ``sip_listen 127.0.0.1:PORT`` listens on UDP *and* TCP: use ``free_port_both``.
 * Account line (``accounts`` file):
   ``<sip:alice@DOMAIN;transport=udp>;auth_pass=SECRET;outbound="sip:127.0.0.1:5060;transport=udp";answermode=auto;regint=60;audio_codecs=PCMU,PCMA``.
-  ``regint=0`` disables REGISTER (for direct peer-to-peer calls). ``answermode=auto``
+  ``regint=0`` disables REGISTER (for direct peer-to-peer calls). When dialing, baresip
+  appends ``;transport=<account transport>`` to the target URI (:meth:`Baresip.dial`
+  removes an identical one first). ``answermode=auto``
   answers at once; ``manual`` waits for the ``accept`` command (:meth:`Baresip.answer`).
 * Events seen: REGISTER_OK, REGISTER_FAIL, CALL_INCOMING, CALL_RINGING, CALL_LOCAL_SDP,
   CALL_REMOTE_SDP, CALL_ESTABLISHED, CALL_RTPESTAB, CALL_RTCP, CALL_DTMF_START/END,
@@ -38,7 +40,11 @@ Tricks found by running it (baresip 1.0.0 on Debian):
   ``[0:00:01] audio=0/0 (bit/s)`` status line a few times a second during a call.
 * After one wrong password it re-sends REGISTER many times within milliseconds (see
   PEERS.md): do not build brute-force guards that lock a user out on that.
-* ``sndcode DIGITS`` sends DTMF (RFC 4733 telephone-event if negotiated, else SIP INFO).
+* ``sndcode DIGIT`` sends DTMF (RFC 4733 telephone-event; baresip offers it by itself); the
+  receiving baresip emits CALL_DTMF_START (``param`` = the digit) and CALL_DTMF_END.
+* Events are only sent to connected ctrl_tcp clients: anything before we connect is lost.
+  A registering account (``regint > 0``) is therefore not written to ``accounts`` but added
+  with the ``uanew`` command once connected, so REGISTER_OK/REGISTER_FAIL are seen.
 * ``quit`` ends the process; the wrapper also stops it in teardown regardless.
 """
 
@@ -79,7 +85,7 @@ class BaresipAccount:
     password: str | None = None
     auth_user: str | None = None
     outbound: str | None = None
-    transport: Literal["udp", "tcp"] = "udp"
+    transport: str = "udp"  # "udp" or "tcp"
     answermode: Literal["auto", "manual", "early"] = "auto"
     regint: int = 0
     audio_codecs: str = "PCMU,PCMA"
@@ -337,9 +343,10 @@ class Baresip:
 
     @property
     def uri(self) -> str:
-        """The URI that reaches this instance directly (no proxy)."""
-        transport = self.account.transport
-        return f"sip:{self.account.user}@127.0.0.1:{self.sip_port};transport={transport}"
+        """The URI that reaches this instance directly (no proxy); ``;transport=tcp`` only
+        for TCP accounts (baresip appends its own account's transport when it dials)."""
+        base = f"sip:{self.account.user}@127.0.0.1:{self.sip_port}"
+        return base + ";transport=tcp" if self.account.transport == "tcp" else base
 
     @property
     def aor(self) -> str:
@@ -351,6 +358,12 @@ class Baresip:
         return self.ctrl.command(command, params, timeout)
 
     def dial(self, uri: str) -> str:
+        """Call ``uri``. A ``;transport=`` equal to the account's is dropped: baresip appends
+        its account transport itself (``;transport=tcp;transport=tcp`` otherwise)."""
+        own = f";transport={self.account.transport}"
+        if own in uri.lower():
+            start = uri.lower().index(own)
+            uri = uri[:start] + uri[start + len(own) :]
         return self.command("dial", uri)
 
     def hangup(self) -> str:

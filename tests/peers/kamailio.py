@@ -39,6 +39,7 @@ import hashlib
 import pathlib
 import subprocess
 from collections.abc import Iterable, Mapping
+from typing import Literal
 
 from .ports import free_port_both, wait_bound
 from .procs import PeerProcess, Procs, require_binary
@@ -54,6 +55,7 @@ def write_dbtext(db_dir: pathlib.Path, users: Mapping[str, str], domain: str) ->
     (db_dir / "version").write_text(
         "id(int,auto) table_name(string) table_version(int) \n0:subscriber:7\n0:location:9\n"
     )
+
     def md5(text: str) -> str:
         return hashlib.md5(text.encode()).hexdigest()
 
@@ -307,9 +309,9 @@ class Kamailio:
 
     def start(self, timeout: float = 15.0) -> Kamailio:
         self.proc = self.procs.start(self.name, self.argv, cwd=self.dir)
-        kinds: tuple[str, ...] = ("udp", "tcp") if self.tcp else ("udp",)
+        kinds: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp") if self.tcp else ("udp",)
         try:
-            wait_bound(self.port, kinds, timeout=timeout)  # type: ignore[arg-type]
+            wait_bound(self.port, kinds, timeout=timeout)
         except AssertionError:
             raise AssertionError(
                 f"{self.name} did not bind 127.0.0.1:{self.port}; log tail:\n{self.proc.tail()}"

@@ -23,7 +23,7 @@ Tricks found by running it:
   the codec and is complete once the call has ended.
 * Output lines (``N`` is linphonec's call id, ``URI`` the remote: in angle brackets for
   calls it placed, bare for calls it received, so match ``\S+``):
-  outgoing ``Establishing call id to <URI>, assigned id N`` / ``Call N to <URI> ringing.``;
+  outgoing ``Establishing call id to URI, assigned id N`` / ``Call N to URI ringing.``;
   incoming ``Receiving new incoming call from URI, assigned id N`` (no brackets); both
   ``Call N with <URI> connected.``, ``Media streams established with <URI> for call N``,
   ``Call N with <URI> ended (REASON).`` (REASON "No error" or "Call declined"...), failures
@@ -160,7 +160,9 @@ class Linphone:
 
     def call(self, uri: str, timeout: float = 10.0) -> int:
         """Start a call; return linphonec's call id (wait for connection separately)."""
-        m = self.cmd(f"call {uri}", r"Establishing call id to <[^>]*>, assigned id (\d+)", timeout)
+        m = self.cmd(
+            f"call {uri}", r"Establishing call id to <?[^,>\s]+>?, assigned id (\d+)", timeout
+        )
         return int(re.findall(r"\d+", m)[-1])
 
     def wait_incoming(self, timeout: float = 10.0, *, start: int = 0) -> int:
