@@ -17,9 +17,11 @@ outbound.  It owns the bounded per-connection state and every deadline of the fl
 * **write bound** -- a peer that stops reading cannot make us queue more than
   ``max_write_buffer`` bytes: the connection is aborted instead.
 
-TLS is started with ``loop.start_tls`` on an accepted/connected TCP socket, so every
-connection is admitted (counted against the connection limits) *before* any handshake
-work is done.  :mod:`sipwire.aio._ws` subclasses this for RFC 7118 WebSocket framing.
+TLS runs inside the connection over memory BIOs (:class:`~sipwire.aio._tls.TlsSession`)
+rather than ``loop.start_tls``: every connection is admitted (counted against the
+connection limits) before any handshake work, the handshake is under the connection's own
+deadline, and asyncio's loop and uvloop behave the same.  :mod:`sipwire.aio._ws`
+subclasses this for RFC 7118 WebSocket framing.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import logging
 import ssl
 from typing import TYPE_CHECKING, Protocol, cast
 
+from sipwire.aio._tls import TlsSession
 from sipwire.aio._transport_common import (
     Source,
     TransportConfig,
@@ -112,7 +115,7 @@ class StreamConnection(asyncio.Protocol):
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname
         self._transport: asyncio.Transport | None = None
-        self._tls_task: asyncio.Task[None] | None = None
+        self._tls: TlsSession | None = None
         self.state = ConnectionState.HANDSHAKE
         self.admitted = False
         self.remote: tuple[str, int] = ("", 0)
@@ -178,13 +181,18 @@ class StreamConnection(asyncio.Protocol):
             self.closed.set_result(self.close_reason)
             return
         self.admitted = True
-        # The opening handshake must finish in time.
+        # The opening handshake (TLS, WebSocket) must finish in time.
         self._arm(self._opened_at + self._handshake_timeout())
-        if self._ssl_context is not None:
-            transport.pause_reading()  # no byte may reach us before TLS is in place
-            self._tls_task = self._loop.create_task(self._start_tls(transport))
-        else:
+        if self._ssl_context is None:
             self._start_protocol()
+            return
+        self._tls = TlsSession(
+            self._ssl_context,
+            server_side=not self.outbound,
+            server_hostname=self._server_hostname,
+        )
+        self._tls.start()
+        self._flush_tls()
 
     def data_received(self, data: bytes) -> None:
         if self.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
@@ -192,6 +200,10 @@ class StreamConnection(asyncio.Protocol):
         self._last_activity = self._loop.time()
         self._stats.bytes_in += len(data)
         try:
+            if self._tls is not None:
+                data = self._tls_received(data)
+                if not data:
+                    return
             self._handle_data(data)
         except Exception:  # a bug in our own code must not leak the connection
             _log.exception("%r: error while handling input", self)
@@ -217,31 +229,33 @@ class StreamConnection(asyncio.Protocol):
         cfg = self._config
         return cfg.connect_timeout if self.outbound else cfg.handshake_timeout
 
-    async def _start_tls(self, raw: asyncio.Transport) -> None:
-        assert self._ssl_context is not None
+    def _tls_received(self, data: bytes) -> bytes:
+        """Decrypt; start the SIP/WebSocket protocol once the TLS handshake completes."""
+        tls = self._tls
+        assert tls is not None
+        was_established = tls.established
         try:
-            secure = await self._loop.start_tls(
-                raw,
-                self,
-                self._ssl_context,
-                server_side=not self.outbound,
-                server_hostname=self._server_hostname if self.outbound else None,
-                ssl_handshake_timeout=self._handshake_timeout(),
-            )
-        except asyncio.CancelledError:
-            raw.abort()
-            self._finalize(self.close_reason or "closed during TLS handshake")
-            raise
-        except (OSError, ssl.SSLError, TimeoutError, EOFError) as exc:
-            raw.abort()
-            self._finalize(f"TLS handshake failed: {exc}")
-            return
-        if secure is None or self.state is not ConnectionState.HANDSHAKE:
-            raw.abort()
-            self._finalize(self.close_reason or "closed during TLS handshake")
-            return
-        self._transport = secure
-        self._start_protocol()
+            plaintext = tls.receive(data)
+        except ssl.SSLError as exc:
+            self._flush_tls()  # the alert, if any
+            what = "TLS error" if was_established else "TLS handshake failed"
+            self._fail_ready(TransportError(f"{what}: {exc}"))
+            self.abort(f"{what}: {exc}")
+            return b""
+        self._flush_tls()
+        if tls.established and not was_established:
+            self._start_protocol()
+        if tls.closed:
+            self.close("TLS close_notify received")
+            return b""
+        return plaintext
+
+    def _flush_tls(self) -> None:
+        assert self._tls is not None
+        out = self._tls.data_to_send()
+        if out and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(out)
+            self._stats.bytes_out += len(out)
 
     # ---------------------------------------------------------------- framing hooks
 
@@ -344,6 +358,9 @@ class StreamConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             raise TransportError(f"connection #{self.connection_id} is closing")
+        if self._tls is not None:
+            self._tls.send(data)
+            data = self._tls.data_to_send()
         transport.write(data)
         self._stats.bytes_out += len(data)
         self._last_activity = self._loop.time()
@@ -360,14 +377,14 @@ class StreamConnection(asyncio.Protocol):
         was_open = self.state is ConnectionState.OPEN
         self.state = ConnectionState.CLOSING
         self.close_reason = reason
-        if self._tls_task is not None and not self._tls_task.done():
-            self._tls_task.cancel()
-            return
         if was_open:
             try:
                 self._close_frames()
             except TransportError:
                 return
+        if self._tls is not None and self._tls.established:
+            self._tls.close()
+            self._flush_tls()
         if self._transport is not None:
             self._transport.close()
         self._close_deadline = self._loop.time() + CLOSE_GRACE
@@ -380,8 +397,6 @@ class StreamConnection(asyncio.Protocol):
         if self.close_reason is None or self.state is not ConnectionState.CLOSING:
             self.close_reason = reason
         self.state = ConnectionState.CLOSING
-        if self._tls_task is not None and not self._tls_task.done():
-            self._tls_task.cancel()
         if self._transport is not None:
             self._transport.abort()
 
