@@ -321,14 +321,22 @@ _HVALUE_RE: Final = re.compile(f"{_HNVCHAR}*")
 _STRICT_PARAMS: Final = frozenset({"transport", "user", "ttl", "method", "maddr"})
 
 
+def _bad_char_reason(text: str) -> str | None:
+    """Whitespace (RFC 4475 §3.1.2.8) or ``<`` ``>`` ``"`` (§3.1.2.7) inside a URI."""
+    if any(c in text for c in " \t\r\n"):
+        return f"whitespace inside URI {_reason_snippet(text)}"
+    for char in '<>"':
+        if char in text:
+            return f"character {char!r} not allowed in URI {_reason_snippet(text)}"
+    return None
+
+
 def _diagnose_sip(text: str) -> str:
     """A human reason why *text* is not a SIP-URI (slow path, errors only)."""
     snippet = _reason_snippet(text)
-    if any(c in text for c in " \t\r\n"):
-        return f"whitespace inside URI {snippet}"
-    for char in '<>"':
-        if char in text:
-            return f"character {char!r} not allowed in URI {snippet}"
+    reason = _bad_char_reason(text)
+    if reason is not None:
+        return reason
     rest = text.partition(":")[2]
     if not rest:
         return f"empty URI after scheme in {snippet}"
@@ -760,6 +768,7 @@ class TelURI:
 # ---------------------------------------------------------------------------------------
 
 _SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_TYPED_SCHEMES: Final = frozenset({"sip", "sips", "tel"})
 # hier-part / opaque-part: 1*uric (reserved / unreserved / escaped); "[" "]" for IPv6 hosts
 _OPAQUE_RE: Final = re.compile(rf"(?:[{_UNRESERVED};/?:@&=+$,\[\]]|{_ESCAPED})+")
 
@@ -777,6 +786,8 @@ class AbsoluteURI:
     def __post_init__(self) -> None:
         if not _SCHEME_RE.fullmatch(self.scheme) or self.scheme != self.scheme.lower():
             raise LocalProtocolError(f"invalid (or not lower-case) URI scheme {self.scheme!r}")
+        if self.scheme in _TYPED_SCHEMES:
+            raise LocalProtocolError(f"use SipURI/TelURI for {self.scheme!r} URIs")
         if not _OPAQUE_RE.fullmatch(self.opaque):
             raise LocalProtocolError(f"invalid URI {self.scheme}:{self.opaque!r}")
 
@@ -786,6 +797,10 @@ class AbsoluteURI:
         scheme, colon, opaque = text.partition(":")
         if not colon or not _SCHEME_RE.fullmatch(scheme):
             raise RemoteProtocolError(f"URI without a valid scheme: {_reason_snippet(text)}")
+        if scheme.lower() in _TYPED_SCHEMES:
+            raise RemoteProtocolError(
+                f"{scheme.lower()}: URIs are not opaque (use parse_uri): {_reason_snippet(text)}"
+            )
         if not _OPAQUE_RE.fullmatch(opaque):
             if not opaque:
                 raise RemoteProtocolError(f"empty URI after scheme: {_reason_snippet(text)}")
@@ -816,6 +831,7 @@ def parse_uri(text: str) -> URI:
         return SipURI.parse(text)
     if scheme == "tel":
         return TelURI.parse(text)
-    if any(c in text for c in ' \t\r\n<>"'):
-        raise RemoteProtocolError(f"invalid character in URI {_reason_snippet(text)}")
+    reason = _bad_char_reason(text)
+    if reason is not None:
+        raise RemoteProtocolError(reason)
     return AbsoluteURI.parse(text)
