@@ -21,6 +21,8 @@ from peers.linphone import Linphone
 from peers.ports import free_port, free_port_both, is_bound, wait_bound
 from peers.procs import PeerTimeoutError, Procs, wait_until
 from peers.sipp import Sipp, register_scenario, uas_challenge_scenario
+from peers.sipvicious import svwar
+from peers.tshark import Capture
 
 peer = pytest.mark.peer
 
@@ -269,11 +271,17 @@ def test_baresip_calls_linphonec(procs: Procs, tmp_path: pathlib.Path) -> None:
 
 
 @peer
-def test_sipsak_options_to_baresip(procs: Procs, tmp_path: pathlib.Path) -> None:
+def test_sipsak_options_to_baresip_captured_by_tshark(procs: Procs, tmp_path: pathlib.Path) -> None:
     bob = Baresip(procs, tmp_path, "bob")
+    cap = Capture(procs, tmp_path, [bob.sip_port]).start()
     res = sipsak.options(procs, bob.uri)
     assert (res.returncode, res.status) == (0, 200), res.output
     assert "baresip" in res.output  # the reply's Server header
+    res = sipsak.options(procs, bob.uri, transport="tcp")
+    assert (res.returncode, res.status) == (0, 200), res.output
+    cap.stop()
+    seen = [(p.transport, p.method_or_status) for p in cap.sip_messages()]
+    assert seen == [("udp", "OPTIONS"), ("udp", "200"), ("tcp", "OPTIONS"), ("tcp", "200")]
     nobody = sipsak.options(procs, f"sip:127.0.0.1:{free_port('udp')}", extra=["-Z", "50"])
     assert (nobody.returncode, nobody.status) == (3, None), nobody.output
 
@@ -310,6 +318,11 @@ def test_kamailio_registrar_sipsak_and_baresip(procs: Procs, tmp_path: pathlib.P
     )
     bob.wait_event("REGISTER_OK")
     assert "OK" in bob.reginfo()
+    # OPTIONS reach registered users only: svwar tells bob (registered) from the others.
+    scan = svwar(
+        procs, kam.port, ["alice", "bob", "carol"], tmp_path, method="OPTIONS", domain=domain
+    )
+    assert scan.rows == [("bob", "noauth")], scan.output
     alice = Baresip(
         procs,
         tmp_path,
