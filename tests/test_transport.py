@@ -840,3 +840,81 @@ def test_close_is_bounded_and_final(loop: str) -> None:
         writer.close()
 
     run_async(loop, body)
+
+
+def test_send_nowait_only_sends_when_nothing_must_be_awaited(loop: str) -> None:
+    """The synchronous fast path: UDP to an IP and open connections go out at once; a new
+    connection, a host name or a §18.1.1 switch to TCP need ``await send()``."""
+
+    async def body() -> None:
+        server, client = Inbox(answer=True), Inbox()
+        s_layer, c_layer = server.make_layer(), client.make_layer()
+        s_udp, s_tcp = await s_layer.listen_udp_tcp(LOCAL)
+        await c_layer.listen(f"udp:{LOCAL}:0")
+        tcp = Destination(transport="TCP", host=LOCAL, port=s_tcp.port)
+        udp = Destination(transport="UDP", host=LOCAL, port=s_udp.port)
+        try:
+            assert c_layer.send_nowait(options_request(f"TCP {LOCAL}:5060"), tcp) is None
+            assert (
+                c_layer.send_nowait(
+                    options_request(f"UDP {LOCAL}:5060"),
+                    Destination(transport="UDP", host="localhost", port=s_udp.port),
+                )
+                is None
+            )
+            big = options_request(f"UDP {LOCAL}:5060", body=b"q" * 2000)
+            assert c_layer.send_nowait(big, udp) is None
+            assert big.top_via.transport == "UDP"  # nothing was changed or sent
+            assert server.messages.empty()
+
+            flow = c_layer.send_nowait(options_request(f"UDP {VIA_PLACEHOLDER_HOST}"), udp)
+            assert flow is not None
+            assert flow.transport == "UDP"
+            await server.get()
+            await client.get()
+
+            opened = await c_layer.send(options_request(f"TCP {LOCAL}:5060", call_id="t1"), tcp)
+            got = await server.get()
+            await client.get()
+            again = c_layer.send_nowait(options_request(f"TCP {LOCAL}:5060", call_id="t2"), tcp)
+            assert again is not None
+            assert again.connection_id == opened.connection_id
+            assert (await server.get()).message.call_id == "t2"
+            assert isinstance(got.message, Request)
+            answered = s_layer.send_response_nowait(make_response(got.message, 202), got.source)
+            assert answered == got.source
+            statuses = set()
+            for _ in range(2):  # the auto-answer to t2 and our 202, in either order
+                late = await client.get()
+                assert isinstance(late.message, Response)
+                statuses.add((late.message.call_id, late.message.status))
+            assert statuses == {("t2", 200), ("t1", 202)}
+        finally:
+            await c_layer.close()
+            await s_layer.close()
+
+    run_async(loop, body)
+
+
+def test_tls_over_ipv6(loop: str, certs: Certs) -> None:
+    async def body() -> None:
+        server, client = Inbox(answer=True), Inbox()
+        s_layer = server.make_layer()
+        c_layer = client.make_layer(config=TransportConfig(tls_ca_file=certs.ca))
+        listener = await s_layer.listen("tls:[::1]:0", certfile=certs.cert, keyfile=certs.key)
+        try:
+            flow = await c_layer.send(
+                options_request(f"TLS {VIA_PLACEHOLDER_HOST}"),
+                Destination(transport="TLS", host="::1", port=listener.port),
+            )
+            assert flow.remote == ("::1", listener.port)
+            got = await server.get()
+            assert got.message.top_via.host == "[::1]"
+            answer = await client.get()
+            assert isinstance(answer.message, Response)
+            assert answer.source.connection_id == flow.connection_id
+        finally:
+            await c_layer.close()
+            await s_layer.close()
+
+    run_async(loop, body)

@@ -527,6 +527,51 @@ class TransportLayer:
 
     # ----------------------------------------------------------------- outbound
 
+    def _wants_fill(self, message: Request | Response, fill_via: bool | None) -> bool:
+        if not isinstance(message, Request):
+            return False
+        if fill_via is not None:
+            return fill_via
+        return message.top_via.host == VIA_PLACEHOLDER_HOST
+
+    def send_nowait(
+        self,
+        message: Request | Response,
+        destination: Destination,
+        *,
+        fill_via: bool | None = None,
+    ) -> Source | None:
+        """Send at once if that needs neither a DNS lookup nor a new connection: UDP to an
+        IP address (and small enough to stay on UDP), or a connection to the destination
+        that is already open.  Returns the flow, or None when sending would have to wait --
+        then ``await send(...)``.  Same Via rules and errors as :meth:`send`; meant for
+        callbacks that drain a sans-IO core's output without creating a task per message.
+        """
+        if self._closed:
+            raise TransportError("the transport layer is closed")
+        if not is_ip(destination.host):
+            return None
+        transport = destination.transport
+        ip = normalize_ip(destination.host)
+        fill = self._wants_fill(message, fill_via)
+        try:
+            if transport == "UDP":
+                if isinstance(message, Request):
+                    if fill:
+                        self._fill_via_for(message, "UDP", ip, None)
+                    if len(message.to_bytes()) > self.config.udp_max_request_size:
+                        return None  # §18.1.1: needs a TCP connection
+                return self._send_udp(message.to_bytes(), (ip, destination.port), None)
+            conn = self._by_peer.get((transport, ip, destination.port))
+            if conn is None or not conn.is_open:
+                return None
+            if isinstance(message, Request) and fill:
+                self._fill_via_for(message, transport, ip, conn)
+            return self._send_on(conn, message.to_bytes())
+        except TransportError:
+            self.stats[transport].send_errors += 1
+            raise
+
     async def send(
         self,
         message: Request | Response,
@@ -536,6 +581,10 @@ class TransportLayer:
     ) -> Source:
         """Send ``message`` to ``destination``; returns the flow used.
 
+        An open connection to the destination's transport, IP and port is reused (also
+        one the peer opened to us); else one is opened within ``connect_timeout``.  A host
+        name is resolved with the system resolver (RFC 3263 is the caller's job).
+
         For a request, ``fill_via=True`` (or a top Via host of :data:`VIA_PLACEHOLDER_HOST`)
         writes the flow's transport and our sent-by into the top Via before serialising.
         A UDP request above ``config.udp_max_request_size`` goes over TCP (RFC 3261
@@ -543,15 +592,13 @@ class TransportLayer:
         reliable; if the TCP connect is refused it goes over UDP after all.
         Raises :class:`TransportError` when it cannot be sent (§18.4).
         """
-        if self._closed:
-            raise TransportError("the transport layer is closed")
+        fill = self._wants_fill(message, fill_via)
+        flow = self.send_nowait(message, destination, fill_via=fill)
+        if flow is not None:
+            return flow
         transport = destination.transport
-        ip = await self._resolve(destination.host, destination.port, transport)
-        is_request = isinstance(message, Request)
-        fill = is_request and (
-            fill_via if fill_via is not None else message.top_via.host == VIA_PLACEHOLDER_HOST
-        )
         try:
+            ip = await self._resolve(destination.host, destination.port, transport)
             if transport == "UDP":
                 if isinstance(message, Request):
                     if fill:
@@ -590,8 +637,8 @@ class TransportLayer:
     def _send_udp(
         self, data: bytes, remote: tuple[str, int], local: tuple[str, int] | None
     ) -> Source:
-        endpoint = self._udp_endpoint(remote[0], local)
-        endpoint.sendto(data, remote)
+        endpoint, address = self._udp_route(remote, local)
+        endpoint.sendto(data, address)
         stats = self.stats["UDP"]
         stats.messages_out += 1
         stats.bytes_out += len(data)
@@ -602,19 +649,23 @@ class TransportLayer:
         self.stats[conn.transport_name].messages_out += 1
         return conn.source
 
-    def _udp_endpoint(self, remote_ip: str, local: tuple[str, int] | None) -> UdpEndpoint:
-        family = _family(remote_ip)
-        fallback: UdpEndpoint | None = None
-        for listener, endpoint in self._udp:
-            if not endpoint.is_open or _family(listener.host) != family:
-                continue
-            if local is None or endpoint.local == local:
-                return endpoint
-            fallback = fallback or endpoint
-        if fallback is None:
-            fam = "IPv6" if family == socket.AF_INET6 else "IPv4"
-            raise TransportError(f"no UDP listener for {fam} destination {remote_ip}")
-        return fallback
+    def _udp_route(
+        self, remote: tuple[str, int], local: tuple[str, int] | None
+    ) -> tuple[UdpEndpoint, tuple[str, int]]:
+        """The UDP socket to send from (``local`` if given and open, RFC 3581 §4), and the
+        address to use: an IPv4 peer reached through an IPv6 wildcard (dual-stack) socket
+        is addressed as ``::ffff:a.b.c.d``."""
+        family = _family(remote[0])
+        usable: list[UdpEndpoint] = [e for _, e in self._udp if e.is_open]
+        preferred = [e for e in usable if e.local == local] if local is not None else []
+        for endpoint in [*preferred, *usable]:
+            endpoint_family = _family(endpoint.local[0])
+            if endpoint_family == family:
+                return endpoint, remote
+            if family == socket.AF_INET and endpoint.local[0] == "::":
+                return endpoint, (f"::ffff:{remote[0]}", remote[1])
+        fam = "IPv6" if family == socket.AF_INET6 else "IPv4"
+        raise TransportError(f"no UDP listener for {fam} destination {remote[0]}")
 
     async def _resolve(self, host: str, port: int, transport: str) -> str:
         if is_ip(host):
@@ -769,18 +820,11 @@ class TransportLayer:
 
     # ----------------------------------------------------------------- responses
 
-    async def send_response(self, response: Response, source: Source) -> Source:
-        """Send a response to the request that arrived on ``source`` (RFC 3261 §18.2.2).
-
-        Reliable: the request's connection while it is open; else a new connection to
-        ``received`` (or the sent-by host) at the sent-by port (not for WS/WSS, whose
-        clients cannot accept connections: TransportError).  UDP: ``maddr`` at the sent-by
-        port; else ``received`` at ``rport`` (RFC 3581 §4) or at the sent-by port; else the
-        sent-by address -- always from the socket the request arrived on.
-        """
+    def send_response_nowait(self, response: Response, source: Source) -> Source | None:
+        """:meth:`send_response` without waiting when no connect or DNS lookup is needed
+        (the request's connection is open, or UDP to an IP address); None otherwise."""
         if self._closed:
             raise TransportError("the transport layer is closed")
-        via = response.top_via
         try:
             if source.reliable:
                 conn = self._connections.get(source.connection_id or 0)
@@ -790,26 +834,56 @@ class TransportLayer:
                     raise TransportError(
                         f"{source.transport} connection to {source.remote} is gone"
                     )
+                return None
+            host, port = _udp_response_target(response)
+            if not is_ip(host):
+                return None
+            return self._send_udp(response.to_bytes(), (normalize_ip(host), port), source.local)
+        except TransportError:
+            self.stats[source.transport].send_errors += 1
+            raise
+
+    async def send_response(self, response: Response, source: Source) -> Source:
+        """Send a response to the request that arrived on ``source`` (RFC 3261 §18.2.2).
+
+        Reliable: the request's connection while it is open; else a new connection to
+        ``received`` (or the sent-by host) at the sent-by port (not for WS/WSS, whose
+        clients cannot accept connections: TransportError).  UDP: ``maddr`` at the sent-by
+        port; else ``received`` at ``rport`` (RFC 3581 §4) or at the sent-by port; else the
+        sent-by address -- always from the socket the request arrived on.  (Multicast TTL
+        is not set: responses to multicast requests are not supported.)
+        """
+        flow = self.send_response_nowait(response, source)
+        if flow is not None:
+            return flow
+        via = response.top_via
+        try:
+            if source.reliable:
                 host = via.received or via.host
                 port = via.port or DEFAULT_PORTS[source.transport]
                 return await self.send(
                     response, Destination(transport=source.transport, host=host, port=port)
                 )
-            default_port = DEFAULT_PORTS["UDP"]
-            rport = via.rport
-            if via.maddr:
-                host, port = via.maddr, via.port or default_port
-            elif via.received and rport:
-                host, port = via.received, rport
-            elif via.received:
-                host, port = via.received, via.port or default_port
-            else:
-                host, port = via.host, via.port or default_port
+            host, port = _udp_response_target(response)
             ip = await self._resolve(host, port, "UDP")
             return self._send_udp(response.to_bytes(), (ip, port), source.local)
         except TransportError:
-            self.stats[source.transport].send_errors += 1
+            if not source.reliable:  # send() counted its own failures
+                self.stats[source.transport].send_errors += 1
             raise
+
+
+def _udp_response_target(response: Response) -> tuple[str, int]:
+    """§18.2.2 bullets 2-4 with RFC 3581 §4 between 2 and 3."""
+    via = response.top_via
+    default_port = DEFAULT_PORTS["UDP"]
+    if via.maddr:
+        return via.maddr, via.port or default_port
+    if via.received and via.rport:
+        return via.received, via.rport
+    if via.received:
+        return via.received, via.port or default_port
+    return via.host.strip("[]"), via.port or default_port
 
 
 def _family(host: str) -> int:
