@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
+from sipwire.aio.endpoint import ServerTransaction
+from sipwire.core.message import Request, Response
+from sipwire.core.uri import SipURI
 from test_proxy_harness import (
     DOMAIN,
     WAIT,
@@ -21,10 +24,6 @@ from test_proxy_harness import (
     ring_until_cancelled,
     route_destination,
 )
-
-from sipwire.aio.endpoint import ServerTransaction
-from sipwire.core.message import Request, Response
-from sipwire.core.uri import SipURI
 
 BOB = f"sip:bob@{DOMAIN}"
 
