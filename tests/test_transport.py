@@ -918,3 +918,34 @@ def test_tls_over_ipv6(loop: str, certs: Certs) -> None:
             await s_layer.close()
 
     run_async(loop, body)
+
+
+def test_advertised_sent_by_and_closing_a_connection_by_id(loop: str) -> None:
+    """``advertise=`` is what the Via sent-by says (a NAT's public address or an FQDN);
+    ``close_connection`` ends one flow and reports it like any other close."""
+
+    async def body() -> None:
+        server, client = Inbox(), Inbox()
+        s_layer, c_layer = server.make_layer(), client.make_layer()
+        s_tcp = await s_layer.listen(f"tcp:{LOCAL}:0")
+        await c_layer.listen(f"tcp:{LOCAL}:0", advertise="sip.example.com:5080")
+        try:
+            flow = await c_layer.send(
+                options_request(f"TCP {VIA_PLACEHOLDER_HOST}"),
+                Destination(transport="TCP", host=LOCAL, port=s_tcp.port),
+            )
+            got = await server.get()
+            assert got.message.top_via.sent_by == "sip.example.com:5080"
+            assert got.message.top_via.received == LOCAL  # a name: received is added
+            assert got.source.connection_id is not None
+            assert s_layer.close_connection(got.source.connection_id, "flow ended")
+            assert not s_layer.close_connection(got.source.connection_id)
+            source, reason = await server.get_closed()
+            assert (source, reason) == (got.source, "flow ended")
+            source, _ = await client.get_closed()
+            assert source.connection_id == flow.connection_id
+        finally:
+            await c_layer.close()
+            await s_layer.close()
+
+    run_async(loop, body)

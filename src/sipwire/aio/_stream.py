@@ -261,7 +261,7 @@ class StreamConnection(asyncio.Protocol):
 
     def _start_protocol(self) -> None:
         """The byte stream is ready (after TLS if any): start SIP framing."""
-        self._parser = StreamParser(self._limits)
+        self._parser = StreamParser(self._limits, validate=self._config.validate)
         self._set_open()
 
     def _set_open(self) -> None:

@@ -217,6 +217,10 @@ class TransportConfig:
     tls_verify: bool = True
     #: Extra CA bundle for verifying servers; ``None`` uses the system store.
     tls_ca_file: str | None = None
+    #: Run the core's message validation (Via, From, To, Call-ID, CSeq, ... present and
+    #: well-formed) on every inbound message; ``False`` only frames and checks the start
+    #: line and the top Via (a stateless proxy's hot path).
+    validate: bool = True
     #: Resource path requested by the WebSocket client (RFC 7118 §4.1).
     ws_path: str = "/"
     #: Allowed WebSocket ``Origin`` values for the server (``None``: any origin).

@@ -181,7 +181,7 @@ class WebSocketConnection(StreamConnection):
             self._pong_received()
             return
         try:
-            message = parse_message(data, limits=self._limits)
+            message = parse_message(data, limits=self._limits, validate=self._config.validate)
         except RemoteProtocolError as error:
             self._stats.malformed += 1
             self._owner.connection_malformed(self, data, error)

@@ -58,7 +58,7 @@ import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from sipwire.aio._stream import StreamConnection
+from sipwire.aio._stream import CLOSE_GRACE, StreamConnection
 from sipwire.aio._tls import client_ssl_context, server_ssl_context
 from sipwire.aio._transport_common import (
     DEFAULT_PORTS,
@@ -241,7 +241,6 @@ class TransportLayer:
         self._listeners: list[Listener] = []
         self._udp: list[tuple[Listener, UdpEndpoint]] = []
         self._servers: list[tuple[Listener, asyncio.Server]] = []
-        self._server_ssl: dict[Listener, ssl.SSLContext] = {}
         self._ids = itertools.count(1)
         self._connections: dict[int, StreamConnection] = {}
         self._by_peer: dict[tuple[str, str, int], StreamConnection] = {}
@@ -270,8 +269,17 @@ class TransportLayer:
         """The flows of every open connection."""
         return tuple(c.source for c in self._connections.values() if c.is_open)
 
-    def connection(self, connection_id: int) -> StreamConnection | None:
-        return self._connections.get(connection_id)
+    def close_connection(self, connection_id: int, reason: str = "closed by the user") -> bool:
+        """Close one connection (queued data is flushed first); False if it is not open.
+
+        For example, an RFC 5626 edge proxy ending a flow, or a registrar dropping a
+        connection whose binding expired.
+        """
+        conn = self._connections.get(connection_id)
+        if conn is None or not conn.is_open:
+            return False
+        conn.close(reason)
+        return True
 
     # ----------------------------------------------------------------- listening
 
@@ -311,9 +319,11 @@ class TransportLayer:
                 raise LocalProtocolError(f"{transport} listener needs certfile or ssl_context")
         loop = asyncio.get_running_loop()
         if transport == "UDP":
-            _, endpoint = await loop.create_datagram_endpoint(
+            datagram_transport, endpoint = await loop.create_datagram_endpoint(
                 lambda: UdpEndpoint(self), local_addr=(host, port)
             )
+            sockname = datagram_transport.get_extra_info("sockname")
+            endpoint.local = (normalize_ip(str(sockname[0])), int(sockname[1]))
             listener = self._make_listener(transport, endpoint.local, advertise)
             self._udp.append((listener, endpoint))
         else:
@@ -388,8 +398,6 @@ class TransportLayer:
             endpoint.close()
             waits.append(endpoint.closed)
         if waits:
-            from sipwire.aio._stream import CLOSE_GRACE
-
             await asyncio.wait(waits, timeout=CLOSE_GRACE + 1.0)
         for _, server in self._servers:
             with contextlib.suppress(Exception):
@@ -418,7 +426,7 @@ class TransportLayer:
             return
         source = Source(transport="UDP", remote=remote, local=endpoint.local)
         try:
-            message = parse_message(data, limits=self.limits)
+            message = parse_message(data, limits=self.limits, validate=self.config.validate)
         except RemoteProtocolError as error:
             stats.malformed += 1
             self._report_malformed(data, source, error)
