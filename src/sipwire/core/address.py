@@ -104,6 +104,8 @@ def _diagnose_tail(text: str, pos: int, in_list: bool) -> RemoteProtocolError:
         )
     if rest.startswith(";"):
         return RemoteProtocolError(f"empty or malformed header parameter: {snippet}")
+    if rest.startswith("="):
+        return RemoteProtocolError(f"empty or malformed header parameter value: {snippet}")
     if rest.startswith(",") and not in_list:
         return RemoteProtocolError(f"several values where one address is expected: {snippet}")
     return RemoteProtocolError(f"unexpected text after address: {snippet}")
@@ -158,7 +160,12 @@ class Address:
             match = _ADDR_SPEC_RE.match(text, pos)
             if match is None:
                 raise _diagnose_head(text, pos)
-            uri = parse_uri(match.group(1))
+            try:
+                uri = parse_uri(match.group(1))
+            except RemoteProtocolError:
+                if "<" in text[pos:]:  # a display name that is neither tokens nor quoted
+                    raise _diagnose_head(text, pos) from None
+                raise
         params, end = _scan_params(text, match.end())
         address = object.__new__(cls)
         object.__setattr__(address, "uri", uri)

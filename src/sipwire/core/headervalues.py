@@ -122,7 +122,7 @@ def parse_rseq(value: str) -> int:
 
 def _tail_error(what: str, text: str, pos: int, in_list: bool) -> RemoteProtocolError:
     rest = text[pos:].lstrip(" \t")
-    if rest.startswith(";"):
+    if rest.startswith((";", "=")):
         return RemoteProtocolError(f"{what}: empty or malformed parameter: {_reason_snippet(rest)}")
     if rest.startswith(",") and not in_list:
         return RemoteProtocolError(f"{what}: several values where one is expected")
