@@ -337,3 +337,26 @@ def test_kamailio_registrar_sipsak_and_baresip(procs: Procs, tmp_path: pathlib.P
     alice.wait_event("CALL_CLOSED")
     bob.wait_event("CALL_CLOSED")
     assert dominant_frequency(bob.wait_recording()) == pytest.approx(1000, abs=10)
+
+
+@peer
+def test_linphonec_registers_with_kamailio_and_takes_a_call(
+    procs: Procs, tmp_path: pathlib.Path
+) -> None:
+    domain = "example.test"
+    kam = Kamailio.registrar(procs, tmp_path, {"alice": "alice-pw", "lin": "lin-pw"}, domain=domain)
+    lin = Linphone(procs, tmp_path, "lin")
+    assert not lin.registered()
+    lin.register(f"sip:lin@{domain}", f"sip:{kam.address}", "lin-pw")
+    lin.autoanswer(True)
+    alice = Baresip(
+        procs,
+        tmp_path,
+        BaresipAccount("alice", domain=domain, password="alice-pw", outbound=kam.outbound()),
+    )
+    alice.dial(f"sip:lin@{domain}")
+    alice.wait_event("CALL_ESTABLISHED")
+    lin.wait_connected()
+    alice.hangup()  # the BYE goes to linphone's GRUU through Kamailio
+    alice.wait_event("CALL_CLOSED")
+    lin.wait_ended()

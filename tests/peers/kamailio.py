@@ -28,6 +28,11 @@ Tricks found by running it:
   Passwords may not contain ``:``. auth_db with ``calculate_ha1=yes`` and
   ``password_column="password"`` reads clear-text passwords; ``use_domain=0`` ignores the
   domain column. The digest realm is the From domain (``$fd``).
+* GRUU (RFC 5627): usrloc/registrar hand out ``pub-gruu``/``temp-gruu`` to UAs that send
+  ``+sip.instance`` (linphone does), and linphone then puts the GRUU
+  (``sip:lin@DOMAIN;gr=urn:uuid:...``) in its dialog Contact. In-dialog requests then carry
+  a Request-URI in our own domain after ``loose_route()``: the config must ``lookup()``
+  it again, or relaying fails with "478 Unresolvable destination" (BYE never arrives).
 * The config check ``kamailio -c -f CFG`` reports errors without starting
   (:func:`check_cfg`); a broken config makes the foreground process exit at once, so
   :meth:`Kamailio.start` fails fast with the log tail.
@@ -165,6 +170,10 @@ request_route {{
     }}
     if (has_totag()) {{
         if (loose_route()) {{
+            if (uri==myself && $rU!=$null && !lookup("location")) {{
+                sl_send_reply("404", "Not Found");
+                exit;
+            }}
             route(RELAY);
         }}
         if (is_method("ACK")) {{
