@@ -10,6 +10,7 @@ Every test runs on asyncio's loop and on uvloop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 
 import pytest
@@ -949,3 +950,52 @@ def test_advertised_sent_by_and_closing_a_connection_by_id(loop: str) -> None:
             await s_layer.close()
 
     run_async(loop, body)
+
+
+def test_garbage_never_takes_a_listener_down(loop: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Random datagrams and random stream bytes are reported or dropped; afterwards the
+    same listeners still answer a valid request."""
+
+    async def body() -> None:
+        import random
+
+        rng = random.Random(5060)
+        server = Inbox(answer=True)
+        layer = server.make_layer()
+        udp, tcp = await layer.listen_udp_tcp(LOCAL)
+        ws = await layer.listen(f"ws:{LOCAL}:0")
+        client, client_port = await RawUdp.bind()
+        template = options(f"UDP {LOCAL}:{client_port};rport")
+        upgrade = (
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Protocol: sip\r\n\r\n"
+        )
+        try:
+            for _ in range(200):
+                blob = bytearray(template)
+                for _ in range(rng.randint(1, 8)):  # mutate a few octets
+                    blob[rng.randrange(len(blob))] = rng.randrange(256)
+                client.send(bytes(blob[: rng.randint(1, len(blob))]), (LOCAL, udp.port))
+            for i in range(60):
+                port = tcp.port if i % 2 else ws.port
+                _, writer = await asyncio.open_connection(LOCAL, port)
+                if port == ws.port and i % 3:
+                    writer.write(upgrade)  # a valid WebSocket handshake, then junk frames
+                writer.write(bytes(rng.randrange(256) for _ in range(rng.randint(1, 3000))))
+                writer.close()
+            client.send(
+                options(f"UDP {LOCAL}:{client_port};rport", call_id="after"), (LOCAL, udp.port)
+            )
+            while True:  # answers to mutated-but-valid requests may come first
+                data, _ = await client.recv()
+                if b"Call-ID: after" in data:
+                    break
+            assert data.startswith(b"SIP/2.0 200 ")
+        finally:
+            client.close()
+            await layer.close()
+
+    with caplog.at_level(logging.ERROR, logger="sipwire.transport"):
+        run_async(loop, body)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]  # no internal errors

@@ -205,6 +205,8 @@ class StreamConnection(asyncio.Protocol):
                 if not data:
                     return
             self._handle_data(data)
+        except TransportError:
+            pass  # the connection failed while answering (e.g. a pong): already dropped
         except Exception:  # a bug in our own code must not leak the connection
             _log.exception("%r: error while handling input", self)
             self.abort("internal error")
@@ -359,7 +361,11 @@ class StreamConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             raise TransportError(f"connection #{self.connection_id} is closing")
         if self._tls is not None:
-            self._tls.send(data)
+            try:
+                self._tls.send(data)
+            except ssl.SSLError as exc:  # e.g. after the peer's close_notify
+                self.abort(f"TLS error: {exc}")
+                raise TransportError(f"connection #{self.connection_id}: {exc}") from exc
             data = self._tls.data_to_send()
         transport.write(data)
         self._stats.bytes_out += len(data)

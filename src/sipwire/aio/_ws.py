@@ -130,12 +130,14 @@ class WebSocketConnection(StreamConnection):
     def _handle_upgrade_request(self, request: HttpRequest) -> None:
         assert isinstance(self._ws, ServerProtocol)
         response = self._ws.accept(request)
+        if response.status_code != 101:
+            self.close_reason = f"WebSocket handshake rejected ({response.status_code})"
         self._ws.send_response(response)
         self._flush()
         if response.status_code == 101:
             self._set_open()
         else:
-            self.close(f"WebSocket handshake rejected ({response.status_code})")
+            self.close(self.close_reason or "WebSocket handshake rejected")
 
     def _handle_upgrade_response(self) -> None:
         ws = self._ws
@@ -237,10 +239,7 @@ class WebSocketConnection(StreamConnection):
             if chunk:
                 self._write(chunk)
                 continue
-            try:  # SEND_EOF: half-close (TLS cannot; then close)
-                if transport.can_write_eof():
-                    transport.write_eof()
-                else:
-                    transport.close()
-            except OSError:
-                transport.close()
+            # SEND_EOF: websockets is done with the connection.  Close it (after flushing)
+            # rather than half-close it: nothing may be written after a write_eof().
+            self.close(self.close_reason or "WebSocket closed")
+            return
