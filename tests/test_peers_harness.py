@@ -41,6 +41,8 @@ def test_free_ports_are_distinct_and_bindable() -> None:
         assert is_bound(both, "udp") and is_bound(both, "tcp")
         wait_bound(both, ("udp", "tcp"), timeout=1)
     assert not is_bound(both, "udp")
+    pair = free_port_both(span=2)
+    assert not any(is_bound(p, k) for p in (pair, pair + 1) for k in ("udp", "tcp"))
 
 
 def _gone(pid: int) -> bool:
@@ -318,6 +320,14 @@ def test_kamailio_registrar_sipsak_and_baresip(procs: Procs, tmp_path: pathlib.P
     )
     bob.wait_event("REGISTER_OK")
     assert "OK" in bob.reginfo()
+    mallory = Baresip(
+        procs,
+        tmp_path,
+        BaresipAccount(
+            "alice", domain=domain, password="wrong", outbound=kam.outbound(), regint=60
+        ),
+    )
+    assert mallory.wait_event("REGISTER_FAIL")["param"] == "401 Unauthorized"
     # OPTIONS reach registered users only: svwar tells bob (registered) from the others.
     scan = svwar(
         procs, kam.port, ["alice", "bob", "carol"], tmp_path, method="OPTIONS", domain=domain

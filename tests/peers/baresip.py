@@ -25,21 +25,25 @@ Tricks found by running it (baresip 1.0.0 on Debian):
   after CALL_CLOSED: :meth:`Baresip.wait_recording` waits for that.
 * ``net_interface 127.0.0.1`` (an address, not ``lo``: ``lo`` fails with "could not get
   network address") keeps SDP and RTP on loopback; otherwise SDP carries eth0's address.
-* ``sip_listen 127.0.0.1:PORT`` listens on UDP *and* TCP: use ``free_port_both``.
+* ``sip_listen 127.0.0.1:PORT`` listens on UDP *and* TCP on PORT and TLS on PORT+1 (even
+  without a certificate); if PORT+1 is taken it exits at start ("SIP/TLS transport failed:
+  Address already in use", status 98): use ``free_port_both(span=2)``.
 * Account line (``accounts`` file):
   ``<sip:alice@DOMAIN;transport=udp>;auth_pass=SECRET;outbound="sip:127.0.0.1:5060;transport=udp";answermode=auto;regint=60;audio_codecs=PCMU,PCMA``.
   ``regint=0`` disables REGISTER (for direct peer-to-peer calls). When dialing, baresip
   appends ``;transport=<account transport>`` to the target URI (:meth:`Baresip.dial`
   removes an identical one first). ``answermode=auto``
   answers at once; ``manual`` waits for the ``accept`` command (:meth:`Baresip.answer`).
-* Events seen: REGISTER_OK, REGISTER_FAIL, CALL_INCOMING, CALL_RINGING, CALL_LOCAL_SDP,
+* Events seen: REGISTERING, REGISTER_OK, REGISTER_FAIL (``param`` "401 Unauthorized"
+  after a wrong password), CALL_INCOMING, CALL_RINGING, CALL_LOCAL_SDP,
   CALL_REMOTE_SDP, CALL_ESTABLISHED, CALL_RTPESTAB, CALL_RTCP, CALL_DTMF_START/END,
   CALL_CLOSED (``param`` is the reason, e.g. "Connection reset by user" on the side that
   hung up, "Connection reset by peer" on the other, or a SIP status line).
 * ``baresip -s`` traces SIP messages to stdout (in the process log); ``menu`` also prints a
   ``[0:00:01] audio=0/0 (bit/s)`` status line a few times a second during a call.
-* After one wrong password it re-sends REGISTER many times within milliseconds (see
-  PEERS.md): do not build brute-force guards that lock a user out on that.
+* After one wrong password it re-sends REGISTER many times within milliseconds (16
+  REGISTERs against Kamailio, see PEERS.md): do not build brute-force guards that lock a
+  user out on that. ``reginfo`` then shows ``ERR`` (its text carries ANSI colour codes).
 * ``sndcode DIGIT`` sends DTMF (RFC 4733 telephone-event; baresip offers it by itself); the
   receiving baresip emits CALL_DTMF_START (``param`` = the digit) and CALL_DTMF_END.
 * Events are only sent to connected ctrl_tcp clients: anything before we connect is lost.
@@ -269,7 +273,7 @@ class Baresip:
         self.name = procs.unique(name)
         self.dir = workdir / self.name
         self.account = BaresipAccount(account) if isinstance(account, str) else account
-        self.sip_port = sip_port if sip_port is not None else free_port_both()
+        self.sip_port = sip_port if sip_port is not None else free_port_both(span=2)
         self.ctrl_port = free_port("tcp")
         self.tone_hz = tone_hz
         self.sip_trace = sip_trace

@@ -6,7 +6,8 @@ Tricks and notes:
   before the peer binds, so another process *could* grab the port in between; to make that
   unlikely within one test session, every port handed out is remembered (bounded, the last
   ``_MEMORY`` ports) and never handed out twice.
-* baresip listens on UDP *and* TCP on its ``sip_listen`` port, Kamailio's ``listen=`` without a
+* baresip listens on UDP *and* TCP on its ``sip_listen`` port and TLS on port+1
+  (``free_port_both(span=2)``), Kamailio's ``listen=`` without a
   proto does both too, and SIPp's TCP mode still binds UDP: use :func:`free_port_both` for them.
 * TCP probes set ``SO_REUSEADDR`` like the peers do, so a port in TIME_WAIT from an earlier test
   counts as free (the peers bind it fine).
@@ -70,15 +71,26 @@ def free_port(kind: PortKind = "udp", host: str = "127.0.0.1") -> int:
     raise RuntimeError(f"no free {kind} port on {host} after {_MAX_TRIES} tries")
 
 
-def free_port_both(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on ``host`` (for peers that listen on both)."""
+def free_port_both(host: str = "127.0.0.1", span: int = 1) -> int:
+    """A port free for both UDP and TCP on ``host`` (for peers that listen on both).
+
+    ``span=2`` also guarantees ``port+1`` (UDP and TCP), for baresip's TLS listener.
+    """
     with _lock:
         for _ in range(_MAX_TRIES):
             port = _probe("tcp", host, 0)
-            if port is None or port in _given:
+            if port is None or port + span > 65536:
                 continue
-            if _probe("udp", host, port) is not None:
-                _given.append(port)
+            block = range(port, port + span)
+            if any(p in _given for p in block):
+                continue
+            if _probe("udp", host, port) is None:
+                continue
+            if all(
+                _probe("tcp", host, p) is not None and _probe("udp", host, p) is not None
+                for p in block[1:]
+            ):
+                _given.extend(block)
                 return port
     raise RuntimeError(f"no port free for UDP and TCP on {host} after {_MAX_TRIES} tries")
 
