@@ -94,7 +94,7 @@ def test_audio_measures_a_generated_tone(
 
 
 @peer
-@pytest.mark.parametrize("transport", [None, "t1"], ids=["udp", "tcp"])
+@pytest.mark.parametrize("transport", [None, "t1", "tn"], ids=["udp", "tcp", "tcp-per-call"])
 def test_sipp_uac_to_sipp_uas(procs: Procs, tmp_path: pathlib.Path, transport: str | None) -> None:
     # Over TCP the uas must not linger in timewait (see peers.sipp notes).
     uas = Sipp(

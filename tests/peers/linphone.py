@@ -18,16 +18,19 @@ Tricks found by running it:
 * Harmless noise: "Could not find a suitable soundcard", "fast_header_address parser error
   for [sip:lin@:-1]", "video policy is to start the call with video".
 * Audio: ``soundcard use files`` ("Using wav files instead of soundcard."), then
-  ``play FILE.wav`` (16-bit mono WAV; what the far end hears) and ``record OUT.wav`` (what
-  it receives). Set both before the call; the recording is 8 kHz/16 kHz mono depending on
-  the codec and is complete once the call has ended.
-* Output lines (``N`` is linphonec's call id, ``URI`` the remote: in angle brackets for
-  calls it placed, bare for calls it received, so match ``\S+``):
+  ``play FILE.wav`` (what the far end hears; 16-bit mono 8 kHz works) and ``record
+  OUT.wav`` (what it receives: 16-bit mono 8 kHz with PCMU). Set both before the call; the
+  recording is complete once the call has ended.
+* It echoes every typed line, sometimes with a character doubled (``tone..wav``): never
+  match on the echo, only on its answers.
+* Output lines (``N`` is linphonec's call id; the remote URI is printed in angle brackets
+  when it has parameters and bare otherwise, so match ``\S+``):
   outgoing ``Establishing call id to URI, assigned id N`` / ``Call N to URI ringing.``;
-  incoming ``Receiving new incoming call from URI, assigned id N`` (no brackets); both
-  ``Call N with <URI> connected.``, ``Media streams established with <URI> for call N``,
-  ``Call N with <URI> ended (REASON).`` (REASON "No error" or "Call declined"...), failures
-  ``Call N with URI error.``. Registration results are NOT printed in 5.1 (not even
+  incoming ``Receiving new incoming call from URI, assigned id N``; both
+  ``Call N with URI connected.``, ``Media streams established with URI for call N (audio).``,
+  ``Call N with URI ended (REASON).`` (REASON "No error" for a normal BYE), failures
+  ``Call N with URI error.``. With ``autoanswer enable`` it prints
+  ``-------auto answering to call-------``. Registration results are NOT printed in 5.1 (not even
   with ``-S``): poll ``status register`` -> ``registered=0`` (none), ``registered=-1`` (no
   default proxy yet, right after ``register``) or ``registered,
   identity=sip:... duration=3600`` (:meth:`Linphone.register` does). ``states`` and

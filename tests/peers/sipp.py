@@ -26,10 +26,13 @@ Tricks found by running it:
 * SIPp binds media sockets (``-mp``, default 6000 and up, +2 per instance) and a UDP control
   socket 0.0.0.0:8888 (and up) even without RTP: concurrent instances step to free ones.
   Without ``-mi 127.0.0.1`` the SDP carries the host's primary address, not loopback.
-* ``-t t1`` (TCP, one connection per call), ``-t tn`` (one per call, many sockets), ``-t u1``
-  (UDP one socket per call), default ``un`` = UDP, one socket. A TCP uac fails at once
-  ("connection refused") if the uas is not listening yet: :meth:`Sipp.wait_ready` waits
-  until the uas's port is bound.
+* ``-t u1`` (default) = UDP, one socket for everything; ``un`` = UDP, one socket per call;
+  ``t1`` = TCP, one connection for all calls; ``tn`` = TCP, one connection per call. The
+  ``*n`` modes refuse to start ("Maximum number of open sockets (50000) should be less
+  than the maximum number of open files") unless ``-max_socket`` is below ``ulimit -n``:
+  the wrapper passes ``-max_socket 1024`` for them. A uas in ``t1`` mode accepts any
+  number of connections. A TCP uac fails at once ("connection refused") if the uas is not
+  listening yet: :meth:`Sipp.wait_ready` waits until the uas's port is bound.
 * Auth: ``-au user -ap password`` feeds ``[authentication]`` after a ``<recv response="401"
   auth="true"/>``; ``[authentication username=X password=Y]`` overrides per message. Keywords
   do not nest (``username=[field0]`` sends ``username=`` and garbage): for per-row
@@ -54,7 +57,7 @@ import pathlib
 import re
 import signal
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from .ports import free_port_both, wait_bound
@@ -85,7 +88,7 @@ BUILTIN_SCENARIOS = frozenset(
     }
 )
 
-Transport = Literal["u1", "un", "ui", "t1", "tn", "l1", "ln"]
+Transport = Literal["u1", "un", "ui", "t1", "tn", "s1", "sn"]
 
 
 @functools.cache
@@ -327,7 +330,7 @@ class Sipp:
         global_timeout: float | None = 60.0,
         trace_msg: bool = False,
         auto_answer: bool = True,
-        extra_args: Iterable[str] = (),
+        extra_args: Sequence[str] = (),
         name: str = "sipp",
         start: bool = True,
     ) -> None:
@@ -371,6 +374,8 @@ class Sipp:
         args += ["-i", "127.0.0.1", "-p", str(self.port), "-mi", "127.0.0.1", "-nostdin"]
         if transport:
             args += ["-t", transport]
+            if transport.endswith("n") and "-max_socket" not in extra_args:
+                args += ["-max_socket", "1024"]
         if calls is not None:
             args += ["-m", str(calls)]
         if rate is not None:
