@@ -531,6 +531,24 @@ async def test_several_domains_are_separate_realms() -> None:
     assert out.status == 401
 
 
+async def test_host_aliases_belong_to_the_primary_domain() -> None:
+    aliases = {"192.0.2.1", "[2001:db8::1]"}
+    auth = make_auth(domains=[DOMAIN, "other.org"], host_aliases=lambda h: h in aliases)
+    assert auth.local_domain("192.0.2.1") == DOMAIN
+    assert auth.local_domain("other.org") == "other.org"
+    assert auth.local_domain("192.0.2.2") is None
+    first = register(domain="192.0.2.1")
+    ch = await challenge_of(auth, first)
+    assert challenges(ch)[0].realm == DOMAIN
+    creds = answer(ch.headers[0][1], "alice", "alice-secret", method="REGISTER", uri=first.uri_text)
+    out = await auth.check(with_header(first, "Authorization", creds), src(), proxy=False)
+    assert out.accepted and out.realm == DOMAIN and out.aor == "sip:alice@192.0.2.1"
+    call = invite("sip:alice@192.0.2.1", "sip:dave@faraway.org")
+    assert (await auth.check(call, src(), proxy=True)).status == 407
+    inbound = invite("sip:carol@elsewhere.net", "sip:bob@[2001:db8::1]")
+    assert (await auth.check(inbound, src(), proxy=True)).accepted
+
+
 async def test_nonces_are_shared_by_authenticators_with_one_secret() -> None:
     clock = Clock()
     one = make_auth(clock=clock, secret=b"k" * 32)

@@ -511,6 +511,9 @@ class Authenticator:
     seconds used for nonces and the brute-force tables (wall clock by default, so several
     processes sharing ``secret`` accept each other's nonces); ``secret`` is the nonce HMAC
     key (random when None); ``random`` supplies salt bytes (tests make it deterministic).
+    ``host_aliases(host)`` (optional) says whether a host that is not one of ``domains``
+    also names the server (its own IP addresses and names): users at such a host belong to
+    the first, primary domain (``sip:alice@192.0.2.1`` authenticates as alice of it).
 
     Entry points (``tx`` is a :class:`~sipwire.aio.endpoint.ServerTransaction`):
 
@@ -532,8 +535,10 @@ class Authenticator:
         clock: Callable[[], float] = time.time,
         secret: bytes | None = None,
         random: Callable[[int], bytes] = secrets.token_bytes,
+        host_aliases: Callable[[str], bool] | None = None,
     ) -> None:
         self.users = users
+        self.host_aliases = host_aliases
         self.policy = policy or AuthPolicy()
         self.domains = tuple(dict.fromkeys(normalize_domain(d) for d in domains))
         if not self.domains:
@@ -560,11 +565,16 @@ class Authenticator:
     # -- classification --------------------------------------------------------------------
 
     def local_domain(self, host: str | None) -> str | None:
-        """The realm of ``host`` if we serve it, else None."""
+        """The realm of ``host`` if we serve it (one of ``domains``, or an alias of the
+        primary domain), else None."""
         if host is None:
             return None
         key = _host_key(host)
-        return key if key in self.servers else None
+        if key in self.servers:
+            return key
+        if self.host_aliases is not None and self.host_aliases(host):
+            return self.domains[0]
+        return None
 
     def is_trusted(self, source: _SourceLike) -> bool:
         """True when the source address is in a trusted network."""
