@@ -30,7 +30,7 @@ Example ``sipwire.toml`` (every key optional; these are the defaults)::
 
     [auth]
     algorithms = ["SHA-256", "MD5"]
-    md5_only_user_agents = ["baresip", "sipp"]
+    md5_only_user_agents = ["baresip", "sipp", "sipsak"]  # they reject SHA-256 challenges
     nonce_lifetime = 300
 
 Unknown keys are an error (a typo must not silently change nothing).
@@ -62,7 +62,9 @@ class RegistrarSection:
 @dataclass(slots=True, kw_only=True)
 class AuthSection:
     algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
-    md5_only_user_agents: list[str] = field(default_factory=lambda: ["baresip", "sipp"])
+    md5_only_user_agents: list[str] = field(
+        default_factory=lambda: ["baresip", "sipp", "sipsak"]
+    )
     nonce_lifetime: int = 300
 
 

@@ -255,8 +255,12 @@ class Registrar:
         self._locks: dict[str, list[Any]] = {}
         self._on_change = on_change
 
-    async def register(self, request: Request, *, source: str | None = None) -> RegisterOutcome:
-        aor = aor_of(request)
+    async def register(
+        self, request: Request, *, source: str | None = None, aor: str | None = None
+    ) -> RegisterOutcome:
+        """Process a REGISTER; ``aor`` overrides the To-derived address-of-record (e.g.
+        the authenticated user's AOR when the phone registered to the server's IP)."""
+        aor = aor or aor_of(request)
         # One lock per AOR, alive only while REGISTERs for it are in flight: the table is
         # bounded by the requests being processed. entry = [lock, users].
         entry = self._locks.get(aor)
