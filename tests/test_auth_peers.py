@@ -17,12 +17,15 @@ can drive it. Proven here:
   it registers at once (well inside 60 s).
 * SIPp 3.6.1 registers with Digest when its User-Agent names it (MD5 alone offered), over
   UDP and TCP.
+* The same against the real ``sipwire user add`` + ``sipwire serve`` processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import pathlib
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +35,7 @@ from typing import TypeVar
 import pytest
 
 from peers.baresip import Baresip, BaresipAccount
-from peers.ports import free_port_both
+from peers.ports import free_port_both, wait_bound
 from peers.procs import Procs
 from peers.sipp import Sipp, register_scenario
 from peers.sipvicious import svcrack, svwar
@@ -371,3 +374,51 @@ def test_sipp_with_a_wrong_password_is_refused(procs: Procs, tmp_path: pathlib.P
     assert result.returncode != 0 and result.successful == 0, result
     assert not server.bindings(f"sip:alice@{DOMAIN}")
     assert any(s.outcome.result is DigestResult.BAD_RESPONSE for s in server.seen)
+
+
+# ------------------------------------------------------------------------------------------
+# The real thing: `sipwire user add` + `sipwire serve`
+
+SIPWIRE = (sys.executable, "-m", "sipwire")
+
+
+def test_sipwire_serve_resists_svcrack_and_lets_the_fixed_phone_in(
+    procs: Procs, tmp_path: pathlib.Path
+) -> None:
+    db = tmp_path / "sipwire.db"
+    add = subprocess.run(
+        [*SIPWIRE, "user", "add", "alice", "--password", "-", "--db", str(db), "--domain", DOMAIN],
+        input="Tr0ub4dor\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert add.returncode == 0, add.stderr
+    config = tmp_path / "sipwire.toml"
+    config.write_text('[auth]\nalgorithms = ["MD5"]\n')  # what svcrack can compute
+    port = free_port_both()
+    listen = f"udp:127.0.0.1:{port}"
+    argv = [*SIPWIRE, "serve", "--config", str(config), "--db", str(db), "--domain", DOMAIN]
+    serve = procs.start("sipwire-serve", [*argv, "--listen", listen, "--log-level", "info"])
+    wait_bound(port, ("udp",), timeout=15)
+    cracked = svcrack(procs, port, "alice", wordlist("Tr0ub4dor"), tmp_path, domain=DOMAIN)
+    assert cracked.rows == [] and "Tr0ub4dor" not in cracked.output, cracked.output
+    serve.wait_for(r"failure for 'alice'", timeout=5)  # it did guess, and was logged
+
+    outbound = f"sip:127.0.0.1:{port};transport=udp"
+    wrong = Baresip(
+        procs,
+        tmp_path,
+        BaresipAccount("alice", domain=DOMAIN, password="battery", outbound=outbound, regint=60),
+        name="baresip-wrong",
+    )
+    wrong.wait_event("REGISTER_FAIL", timeout=15)
+    wrong.quit()
+    right = Baresip(
+        procs,
+        tmp_path,
+        BaresipAccount("alice", domain=DOMAIN, password="Tr0ub4dor", outbound=outbound, regint=60),
+        name="baresip-right",
+    )
+    right.wait_event("REGISTER_OK", timeout=60)
