@@ -182,8 +182,8 @@ class GuardConfig:
     * ``max_entries`` (10,000): size of each table (pairs, sources, flows), least
       recently used dropped first.
     * ``ipv6_prefix`` (64): IPv6 sources are counted per network of this length.
-    * ``remember_answers`` (16): failed (nonce, response) pairs kept per pair to spot
-      identical re-sent answers.
+    * ``remember_answers`` (16): fingerprints of failed (nonce, response) pairs kept per
+      pair to spot identical re-sent answers (8 bytes each, not the text).
     """
 
     max_failures: int = 5
@@ -226,7 +226,7 @@ class _Score:
     strikes: int = 0
     banned_until: float = float("-inf")
     pending: int = 0
-    answers: deque[tuple[str, str]] = field(default_factory=deque)
+    answers: deque[int] = field(default_factory=deque)  # hash((nonce, response))
 
     def decay(self, now: float, per_failure: float) -> None:
         if now > self.updated:
@@ -297,7 +297,7 @@ class FailureGuard:
     def is_repeat(self, ip: str, username: str, answer: tuple[str, str]) -> bool:
         """True when this exact (nonce, response) already failed for this pair."""
         pair = self._pairs.get((self.key(ip), username))
-        return pair is not None and answer in pair.answers
+        return pair is not None and hash(answer) in pair.answers
 
     # -- one attempt -----------------------------------------------------------------------
 
@@ -318,8 +318,8 @@ class FailureGuard:
         # Attempts in flight could all fail: never verify more at once than the failures
         # still allowed (after a ban, one at a time).
         if (pair.pending or source.pending) and (
-            pair.score + pair.pending >= cfg.max_failures
-            or source.score + source.pending >= cfg.max_failures_per_source
+            pair.score + pair.pending > cfg.max_failures - 1
+            or source.score + source.pending > cfg.max_failures_per_source - 1
         ):
             return GuardVerdict.COOLDOWN
         pair = self._get(self._pairs, (src, username), now, create=True)
@@ -357,7 +357,7 @@ class FailureGuard:
         cfg = self.config
         src = self.key(ip)
         pair, source = self._end(src, username, now)
-        pair.answers.append(answer)
+        pair.answers.append(hash(answer))
         while len(pair.answers) > cfg.remember_answers:
             pair.answers.popleft()
         banned = False
