@@ -961,3 +961,22 @@ def test_guard_release_and_success_tidy_up() -> None:
     assert guard.begin("192.0.2.1", 2, "alice", 0.5) is GuardVerdict.VERIFY
     guard.success("192.0.2.1", 2, "alice", 0.5)
     assert ("192.0.2.1", "alice") not in guard._pairs
+
+
+async def test_unreadable_to_gives_a_printable_reason() -> None:
+    auth = make_auth()
+    request = Request(
+        "REGISTER",
+        f"sip:{DOMAIN}",
+        [
+            ("Via", "SIP/2.0/UDP h;branch=z9hG4bK-x"),
+            ("From", "<sip:a@example.com>;tag=1"),
+            ("To", "<sip:\x01bad"),
+            ("Call-ID", "x"),
+            ("CSeq", "1 REGISTER"),
+        ],
+    )
+    tx = FakeTx(request, src())
+    assert await auth.authenticate_register(request, tx) is None
+    (response,) = tx.responses
+    assert response.status == 400 and response.reason.isprintable()

@@ -634,7 +634,10 @@ class Authenticator:
                 return await self._check_proxy(request, source)
             return await self._check_register(request, source)
         except RemoteProtocolError as exc:
-            return _reject(exc.status_hint, exc.reason, f"unreadable request: {exc.reason}")
+            status = exc.status_hint if exc.status_hint >= 400 else 400
+            # Peer text in a reason phrase: printable characters only, bounded.
+            reason = "".join(c if c.isprintable() else " " for c in exc.reason)[:120]
+            return _reject(status, reason or "Bad Request", f"unreadable request: {exc.reason}")
 
     async def _check_register(self, request: Request, source: _SourceLike) -> AuthOutcome:
         to = request.to.uri
