@@ -148,9 +148,16 @@ def uris() -> st.SearchStrategy[URI]:
     return st.one_of(sip_uris(), tel_uris(), absolute_uris())
 
 
+def _quotable_text(max_size: int) -> st.SearchStrategy[str]:
+    """Any text a quoted-string can carry on the wire: no CR/LF, no lone surrogates."""
+    return st.text(
+        st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=max_size
+    )
+
+
 def display_names() -> st.SearchStrategy[str | None]:
-    """None or any text a quoted-string can carry (everything but CR and LF)."""
-    return st.none() | st.text(st.characters(exclude_characters="\r\n"), max_size=16)
+    """None or any text a quoted-string can carry (everything but CR, LF, surrogates)."""
+    return st.none() | _quotable_text(16)
 
 
 def gen_values() -> st.SearchStrategy[str]:
@@ -158,7 +165,7 @@ def gen_values() -> st.SearchStrategy[str]:
     return st.one_of(
         tokens(),
         hosts(),
-        st.text(st.characters(exclude_characters="\r\n"), max_size=10).map(quote_string),
+        _quotable_text(10).map(quote_string),
     )
 
 

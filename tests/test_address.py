@@ -261,6 +261,7 @@ def test_uri_params_always_rendered_inside_brackets() -> None:
     [
         {"uri": "sip:a@b"},
         {"uri": SipURI(host="b"), "display_name": "a\r\nb"},
+        {"uri": SipURI(host="b"), "display_name": "lone \ud800 surrogate"},
         {"uri": SipURI(host="b"), "params": (("ta g", "1"),)},
         {"uri": SipURI(host="b"), "params": (("tag", "a b"),)},
         {"uri": SipURI(host="b"), "params": (("tag", ""),)},

@@ -129,10 +129,8 @@ class Address:
     def __post_init__(self) -> None:
         if not isinstance(self.uri, _URI_TYPES):
             raise LocalProtocolError(f"Address.uri must be a URI object, not {self.uri!r}")
-        if self.display_name is not None and (
-            "\r" in self.display_name or "\n" in self.display_name
-        ):
-            raise LocalProtocolError("a display name cannot contain CR or LF")
+        if self.display_name is not None:
+            quote_string(self.display_name)  # LocalProtocolError for CR, LF, lone surrogates
         _check_generic_params(self.params, "Address")
 
     # -- parsing -------------------------------------------------------------------------

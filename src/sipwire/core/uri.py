@@ -67,6 +67,8 @@ _FOLD_RE: Final = re.compile(r"[ \t]*\r?\n[ \t]+")
 _ESCAPE_RUN_RE: Final = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _ESCAPE_RE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
 _QPAIR_RE: Final = re.compile(r"\\(.)", re.DOTALL)
+# Surrogates other than the surrogateescape range U+DC80-U+DCFF cannot be sent as UTF-8.
+_UNENCODABLE_RE: Final = re.compile(r"[\ud800-\udc7f\udd00-\udfff]")
 _QUOTE_NEEDED_RE: Final = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 
 # Characters that RFC 2396 §2.3 calls unreserved, plus "[" and "]" (neither reserved nor
@@ -115,6 +117,8 @@ def quote_string(text: str) -> str:
     characters become quoted-pairs). CR and LF cannot be represented: LocalProtocolError."""
     if "\r" in text or "\n" in text:
         raise LocalProtocolError(f"a quoted-string cannot contain CR or LF: {text!r}")
+    if _UNENCODABLE_RE.search(text):
+        raise LocalProtocolError(f"lone surrogate in quoted-string text: {text!r}")
     return '"' + _QUOTE_NEEDED_RE.sub(lambda m: "\\" + m.group(), text) + '"'
 
 
