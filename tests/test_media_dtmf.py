@@ -47,7 +47,9 @@ def test_digit_codes() -> None:
     assert TELEPHONE_EVENT.fmtp == "0-16"  # what the SDP advertises
 
 
-def _run(sender: DtmfSender, start_ts: int = 1000, frames: int = 60) -> list[tuple[int, int, bool, TelephoneEvent]]:
+def _run(
+    sender: DtmfSender, start_ts: int = 1000, frames: int = 60
+) -> list[tuple[int, int, bool, TelephoneEvent]]:
     """Tick the sender like the 20 ms clock does; (frame index, ts, marker, event)."""
     out = []
     ts = start_ts

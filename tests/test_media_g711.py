@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import itertools
 import sys
 import warnings
 
@@ -46,8 +47,12 @@ def test_known_vectors() -> None:
 
 
 def test_frame_functions_match_the_scalar_reference() -> None:
-    assert g711.ulaw_encode(ALL_PCM) == bytes(g711.ulaw_from_linear(v) for v in range(-32768, 32768))
-    assert g711.alaw_encode(ALL_PCM) == bytes(g711.alaw_from_linear(v) for v in range(-32768, 32768))
+    assert g711.ulaw_encode(ALL_PCM) == bytes(
+        g711.ulaw_from_linear(v) for v in range(-32768, 32768)
+    )
+    assert g711.alaw_encode(ALL_PCM) == bytes(
+        g711.alaw_from_linear(v) for v in range(-32768, 32768)
+    )
     assert _linear(g711.ulaw_decode(ALL_CODES)) == [g711.ulaw_to_linear(c) for c in range(256)]
     assert _linear(g711.alaw_decode(ALL_CODES)) == [g711.alaw_to_linear(c) for c in range(256)]
 
@@ -81,13 +86,13 @@ def test_round_trip_error_is_within_half_a_quantization_step(law: str) -> None:
         # the quantization step at y is the larger gap to its neighbours (segment edges)
         assert abs(x - y) <= max(below, above) / 2 + 1, (x, y)
     # and the step stays a small fraction of the level: a logarithmic quantizer
-    assert all(b - a <= max(16, abs(b) / 12) for a, b in zip(levels, levels[1:], strict=False))
+    assert all(b - a <= max(16, abs(b) / 12) for a, b in itertools.pairwise(levels))
 
 
 @pytest.mark.parametrize("law", ["PCMU", "PCMA"])
 def test_quantizer_is_monotonic(law: str) -> None:
     decoded = _linear(g711.decode(law, g711.encode(law, ALL_PCM)))
-    assert all(a <= b for a, b in zip(decoded, decoded[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(decoded))
 
 
 def test_matches_an_independent_implementation_where_available() -> None:

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from sipwire.core._errors import LocalProtocolError
 from sipwire.media.jitter import JitterBuffer, attenuate
 
-
 _SIGNATURE = bytes.fromhex("3412") * 159  # 0x1234 in every other sample
 
 

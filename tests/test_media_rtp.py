@@ -161,7 +161,12 @@ def test_marker_starts_each_talkspurt_and_events_keep_the_audio_clock() -> None:
     assert resumed.timestamp == 1000 + 160 + 480
     assert resumed.sequence == 101  # no sequence gap for unsent silence
     event = RtpPacket.parse(sender.event(b"ev", payload_type=101, timestamp=5, marker=True))
-    assert (event.payload_type, event.timestamp, event.marker, event.sequence) == (101, 5, True, 102)
+    assert (event.payload_type, event.timestamp, event.marker, event.sequence) == (
+        101,
+        5,
+        True,
+        102,
+    )
     assert sender.timestamp == 1000 + 160 + 480 + 160  # events do not move the audio clock
 
 
@@ -197,7 +202,7 @@ def test_probation_across_the_wrap() -> None:
 
 def test_sequence_wrap_counts_cycles_and_loss() -> None:
     receiver = RtpReceiver()
-    seqs = list(range(65530, 65536)) + [0, 1, 3, 4]  # 2 lost after the wrap
+    seqs = [*range(65530, 65536), 0, 1, 3, 4]  # 2 lost after the wrap
     assert all(_feed(receiver, seqs)[1:])
     source = receiver.sources[7]
     assert source.cycles == 65536
