@@ -202,7 +202,7 @@ def test_probation_across_the_wrap() -> None:
 
 def test_sequence_wrap_counts_cycles_and_loss() -> None:
     receiver = RtpReceiver()
-    seqs = [*range(65530, 65536), 0, 1, 3, 4]  # 2 lost after the wrap
+    seqs = [*range(65530, 65536), 0, 1, 3, 4]  # 2 is lost after the wrap
     assert all(_feed(receiver, seqs)[1:])
     source = receiver.sources[7]
     assert source.cycles == 65536

@@ -234,7 +234,8 @@ class MediaStatistics:
     """A snapshot of one stream's counters.
 
     ``bytes_*`` count whole RTP datagrams, ``octets_sent`` RTP payload only (the SR
-    sender octet count). ``packets_lost`` is RFC 3550 §A.3's cumulative loss of the
+    sender octet count); ``packets_received`` counts well-formed RTP packets taken in
+    (not while receiving is off). ``packets_lost`` is RFC 3550 §A.3's cumulative loss of the
     current source; ``fraction_lost`` the fraction (0..1) in our last report interval.
     ``packets_late`` arrived after their playout time; ``late_sends`` went out more
     than ``MediaConfig.late_threshold`` after their time, ``skipped_frames`` were
@@ -562,13 +563,13 @@ class RtpSession:
         pt = packet.payload_type
         codec = self._receive_map.get(pt)
         is_event = pt == self._receive_event_pt
+        counters.packets_received += 1
         src = self.receiver.receive(packet, now, jitter=codec is not None)
         if src is None:
             if codec is not None:  # hold the probation packet: deliver it if it validates
                 pcm = self._decode(codec, packet.payload)
                 self._probation = (packet.ssrc, packet.sequence, pcm)
             return None
-        counters.packets_received += 1
         if self._latched is None and self.config.symmetric_rtp:
             self._latched = source
         active = self._active
