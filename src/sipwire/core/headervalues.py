@@ -238,7 +238,7 @@ class Via:
                 "Via: expected 'SIP/2.0/transport host[:port]', got " + _reason_snippet(rest)
             )
         name, version, transport, host, port_text = match.groups()
-        if host[0] == "[" or host[0] in ".-" or ".." in host or "-." in host or ".-" in host:
+        if host[0] in "[.-" or host[-1] == "-" or ".." in host or "-." in host or ".-" in host:
             problem = _host_problem(host)
             if problem is not None:
                 raise RemoteProtocolError(f"Via: {problem}")
