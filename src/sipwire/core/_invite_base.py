@@ -236,6 +236,7 @@ class _SessionBase:
         self._out: list[Output] = []
         self._events: list[Event] = []
         self._last_request: Request | None = None
+        self._auth_attempts = 0  # credentials sent for the INVITE
 
     # ------------------------------------------------------------------ building blocks
 

@@ -782,7 +782,7 @@ class InviteSession(_SessionBase):
         """§22.2: the same INVITE with credentials, a new CSeq, same Call-ID and tag."""
         response, old = ctx.message, self.invite_request
         assert isinstance(response, Response) and old is not None
-        self._auth_attempts = getattr(self, "_auth_attempts", 0) + 1
+        self._auth_attempts += 1
         new = self._build_invite(old.cseq.seq + 1)
         if self._auth_attempts > self.config.max_auth_attempts or not self._credentials(
             old, response, new
