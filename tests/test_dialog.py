@@ -101,13 +101,12 @@ def test_uac_dialog_from_a_provisional_is_early_and_2xx_confirms_it() -> None:
     assert str(dialog.remote_target) == "sip:bob@192.0.2.9"
 
 
-def test_uac_dialog_needs_a_to_tag_and_a_2xx_needs_a_contact() -> None:
+def test_uac_dialog_needs_a_to_tag_and_falls_back_to_the_request_uri() -> None:
     with pytest.raises(RemoteProtocolError):
         Dialog.uac(invite_request(), response(200, tag=None))
-    with pytest.raises(RemoteProtocolError):
-        Dialog.uac(invite_request(), response(200, contact=None))
-    early = Dialog.uac(invite_request(), response(180, contact=None))
-    assert str(early.remote_target) == "sip:bob@biloxi.example.com"  # the Request-URI
+    for status in (180, 200):  # a 2xx without Contact is broken, but the call goes on
+        dialog = Dialog.uac(invite_request(), response(status, contact=None))
+        assert str(dialog.remote_target) == "sip:bob@biloxi.example.com"
 
 
 def test_uas_dialog_keeps_record_route_order_and_remote_cseq() -> None:

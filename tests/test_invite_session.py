@@ -713,3 +713,154 @@ def test_progress_events_for_every_provisional() -> None:
     assert statuses == [183, 180]
     assert a.state is SessionState.EARLY
     assert a.dialog_set is not None and [d.is_early for d in a.dialog_set] == [True]
+
+
+# ----------------------------------------------------------------------- more edge paths
+
+
+def test_offerless_reinvite_gets_our_offer_in_2xx_and_the_answer_in_ack() -> None:
+    net, alice, bob, a, b = call_up()
+    alice.act(a, lambda: a.reinvite(net.now, offer=False))
+    net.run()
+    reinvite = net.messages("INVITE")[-1]
+    ack = net.messages("ACK")[-1]
+    assert reinvite.body == b"" and ack.body != b""
+    assert ack.cseq.seq == reinvite.cseq.seq
+    assert len(of_type(bob.events(b), MediaNegotiated)) == 2
+    assert len(of_type(alice.events(a), MediaNegotiated)) == 2
+    assert of_type(alice.events(a), ModificationCompleted)[-1].accepted
+
+
+def test_401_on_reinvite_resends_the_same_offer_with_credentials() -> None:
+    net, alice, bob = challenged()
+    a = alice.call("sip:bob@bob.test")
+    net.run()
+    alice.act(a, lambda: a.hold(net.now))
+    net.run()
+    invites = net.messages("INVITE")
+    assert len(invites) == 4  # INVITE, INVITE + credentials, re-INVITE, re-INVITE + credentials
+    assert invites[3].body == invites[2].body and "Authorization" in invites[3].headers
+    assert invites[3].cseq.seq == invites[2].cseq.seq + 1
+    assert of_type(alice.events(a), ModificationCompleted)[-1].accepted
+    (b,) = bob.incoming
+    assert of_type(bob.events(b), MediaNegotiated)[-1].media[0].held_by_remote
+
+
+def test_401_on_an_in_dialog_request_is_retried_once() -> None:
+    net, alice, bob = challenged(challenge_methods=("INFO",))
+    a = alice.call("sip:bob@bob.test")
+    net.run()
+    (b,) = bob.incoming
+    alice.act(a, lambda: a.send_request("INFO", net.now, body=b"x", content_type="text/plain"))
+    net.run()
+    (info,) = of_type(bob.events(b), InDialogRequest)
+    assert "Authorization" in info.request.headers and info.request.body == b"x"
+    bob.act(b, lambda: b.respond(info.request, 200, net.now, transaction=info.transaction))
+    net.run()
+    assert [e.response.status for e in of_type(alice.events(a), InDialogResponse)] == [200]
+
+
+def test_reinvite_answered_481_ends_the_session() -> None:
+    net, alice, bob, a, _b = call_up()
+    bob.sessions.clear()
+    alice.act(a, lambda: a.hold(net.now))
+    net.run()
+    result = of_type(alice.events(a), ModificationCompleted)[-1]
+    assert (result.accepted, result.status) == (False, 481)
+    end = ended(alice, a)
+    assert (end.reason, end.status) == (EndReason.DIALOG_GONE, 481)
+    assert net.messages("BYE") == []  # nothing to BYE after a 481
+
+
+def test_update_without_offer_is_answered_200() -> None:
+    net, alice, _bob, a, _b = call_up()
+    assert a.dialog is not None
+    update = a.dialog.create_request("UPDATE")
+    alice.via(update)
+    net.send("alice.test", "bob.test", update)
+    net.run()
+    assert net.lines()[-1] == "SIP/2.0 200 OK"
+    assert net.trace[-1].message.contact  # a 2xx to a target refresh carries Contact
+
+
+def test_glare_timer_waits_while_their_reinvite_is_pending() -> None:
+    net = Network()
+    alice = Phone(
+        net,
+        "alice.test",
+        user="alice",
+        port=4000,
+        rand=lambda n: 50,
+        config=SessionConfig(auto_accept_reinvite=False),
+    )
+    bob = Phone(
+        net, "bob.test", user="bob", port=5000, on_invite=ring_and_answer, rand=lambda n: 50
+    )
+    a = alice.call("sip:bob@bob.test")
+    net.run()
+    (b,) = bob.incoming
+    net.advance(10)
+    start = net.now
+    alice.act(a, lambda: a.hold(net.now))
+    bob.act(b, lambda: b.reinvite(net.now))
+    net.run()
+    net.advance(3.0)  # bob retried at 0.5; alice's own timer fired at 2.6 and waited
+    assert a.mod_state is ModifyState.REMOTE
+    assert of_type(alice.events(a), ReinviteReceived)
+    alice.act(a, lambda: a.accept_reinvite(net.now))
+    net.advance(1.0)
+    sent = [
+        round(h.time - start, 2)
+        for h in net.trace
+        if h.src == "alice.test" and h.first_line.startswith("INVITE") and h.time >= start
+    ]
+    assert sent == [0.0, 3.1]  # the glare, then the retry once theirs was done
+    assert of_type(alice.events(a), ModificationCompleted)[-1].accepted
+
+
+def test_2xx_retransmitted_after_the_invite_transaction_ended_is_acked_again() -> None:
+    net, alice, _bob, a, _b = call_up()
+    ok = next(h.message for h in net.trace if h.first_line == "SIP/2.0 200 OK")
+    net.advance(64 * T1 + 1)  # Timer M: alice's INVITE client transaction is gone
+    assert len(alice.txl) == 0
+    net.send("bob.test", "alice.test", ok)  # a late retransmission: a stray response
+    net.run()
+    acks = net.messages("ACK", src="alice.test")
+    assert len(acks) == 2 and acks[0].cseq == acks[1].cseq
+    assert alice.event_types(a).count("SessionEstablished") == 1
+
+
+def test_lost_acks_of_a_reinvite_2xx_end_the_call() -> None:
+    net, alice, bob, a, b = call_up()
+    net.drop = lambda src, dst, m: isinstance(m, Request) and m.method == "ACK"
+    alice.act(a, lambda: a.hold(net.now))
+    net.run()
+    assert b.mod_state is ModifyState.REMOTE_ACK
+    net.advance(64 * T1 + 0.1)
+    assert ended(bob, b).reason is EndReason.ACK_TIMEOUT
+    assert ended(alice, a).reason is EndReason.REMOTE_BYE
+
+
+def test_non_sdp_body_in_invite_gets_415() -> None:
+    net, alice, _bob = pair(on_invite=ring_and_answer)
+    a = alice.call("sip:bob@bob.test", media=None, body=b"<xml/>", content_type="text/xml")
+    net.run()
+    assert net.lines()[1] == "SIP/2.0 415 Unsupported Media Type"
+    assert net.trace[1].message.headers.get("Accept") == "application/sdp"
+    assert ended(alice, a).status == 415
+
+
+def test_caller_bye_before_answer_in_early_dialog_gets_200_and_487() -> None:
+    net, alice, bob = pair(on_invite=only_ring)
+    a = alice.call("sip:bob@bob.test")
+    net.run()
+    (b,) = bob.incoming
+    early = a.dialog_set.early[0] if a.dialog_set is not None else None
+    assert early is not None
+    bye = early.create_request("BYE")  # §15: the caller may BYE an early dialog
+    alice.via(bye)
+    net.send("alice.test", "bob.test", bye)
+    net.run()
+    assert "SIP/2.0 487 Request Terminated" in net.lines(src="bob.test")
+    assert ended(bob, b).reason is EndReason.REMOTE_BYE
+    assert ended(alice, a).status == 487

@@ -257,9 +257,9 @@ class Dialog:
     ) -> Dialog:
         """The dialog a 101-299 ``response`` with a To tag creates for our ``request``
         (§12.1.2): early for a 1xx, confirmed for a 2xx.  Route set: the response's
-        Record-Route in reverse order; remote target: its Contact (the Request-URI when a
-        provisional has none).  RemoteProtocolError if the response has no To tag or a
-        2xx no Contact."""
+        Record-Route in reverse order; remote target: its Contact (the Request-URI when the
+        response has none -- a 2xx must have one, §13.3.1.4, but a call is better kept
+        than lost).  RemoteProtocolError if the response has no To tag."""
         if not 101 <= response.status <= 299:
             raise LocalProtocolError("only a 101-299 response creates a dialog (§12.1)")
         remote_tag = response.to.tag
@@ -270,8 +270,6 @@ class Dialog:
             raise LocalProtocolError("our request has no From tag (§8.1.1.3)")
         target = _first_contact(response)
         if target is None:
-            if response.status >= 200:
-                raise RemoteProtocolError("a 2xx to an INVITE must carry a Contact (§13.3.1.4)")
             target = request.uri
         return cls(
             id=DialogId(response.call_id, local_tag, remote_tag),

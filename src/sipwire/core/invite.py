@@ -550,7 +550,7 @@ class InviteSession(_SessionBase):
             return
         if not dialog.terminated and self.state is not SessionState.TERMINATED:
             if dialog.check_request(request) is not None:
-                self._reply(ctx, 500, headers=(("Retry-After", str(self._random_below(11))),))
+                self._reply(ctx, 500)  # §12.2.2: out of order
                 return
         ctx.dialog = dialog
         if method == "BYE":
