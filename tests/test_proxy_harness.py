@@ -103,13 +103,13 @@ def ring_until_cancelled() -> Behaviour:
 class Net:
     """A proxy plus user agents; use as ``async with Net(...) as net``."""
 
-    def __init__(self, **proxy_options: Any) -> None:
+    def __init__(self, *, timers: TimerConfig = FAST, **proxy_options: Any) -> None:
         self.proxy_options = proxy_options
         self.stack = AsyncExitStack()
         self.store = MemoryLocationStore()
         self.registrar = Registrar(self.store, wall_clock=time.time)
         self.proxy_ep = Endpoint(
-            listen=["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], timers=FAST, user_agent="proxy"
+            listen=["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], timers=timers, user_agent="proxy"
         )
         self.proxy: Proxy = None  # type: ignore[assignment]
         self.uas: list[UA] = []
