@@ -7,6 +7,7 @@ registrar's own tests cover REGISTER). See tests/test_proxy_harness.py for the p
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from sipwire.aio.endpoint import ServerTransaction
 from sipwire.core.message import Request, Response
@@ -349,3 +350,34 @@ async def test_non_invite_requests_are_proxied() -> None:
         assert resp.status == 200
         got = bob.last("MESSAGE")
         assert got.body == b"hello" and got.max_forwards == 69
+
+
+async def test_3xx_to_one_of_our_users_uses_the_location_service() -> None:
+    async with Net() as net:
+        carol = await net.ua("carol", answer(200))
+        await net.bind("carol", carol)
+
+        async def forward_to(user: str) -> Callable[[Request, ServerTransaction], Awaitable[None]]:
+            async def behaviour(req: Request, tx: ServerTransaction) -> None:
+                await tx.respond(302, headers=[("Contact", f"<sip:{user}@{DOMAIN}>")])
+
+            return behaviour
+
+        bob = await net.ua("bob", await forward_to("carol"))
+        await net.bind("bob", bob)
+        responses = await collect(
+            net.uac.ep.send_request(invite(net.uac.ep, BOB), destination=net.proxy_dest())
+        )
+        assert responses[-1].status == 200
+        assert carol.last("INVITE").uri_text == carol.uri()
+        # A 3xx to one of our users who is not registered cannot be recursed: it stays.
+        dave = await net.ua("dave", await forward_to("nobody"))
+        await net.bind("dave", dave)
+        responses = await collect(
+            net.uac.ep.send_request(
+                invite(net.uac.ep, f"sip:dave@{DOMAIN}"), destination=net.proxy_dest()
+            )
+        )
+        final = responses[-1]
+        assert final.status == 302
+        assert [str(a.uri) for a in final.contact] == [f"sip:nobody@{DOMAIN}"]

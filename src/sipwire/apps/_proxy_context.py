@@ -251,7 +251,7 @@ class ResponseContext:
             branch.stop_timers()
         if not self.final_sent or (self.is_invite and self.got_2xx):
             self._forward(response)  # §16.7 step 9: every 2xx of an INVITE goes upstream
-        elif first:
+        elif first and not self.got_2xx:
             _log.warning("a 2xx arrived after a non-2xx final response was sent upstream")
         self.got_2xx = True
         if first:
@@ -292,24 +292,26 @@ class ResponseContext:
                 kept.append(address)
         if not taken:
             return True
+        original = response.copy()
         response.headers.remove("Contact")
         for address in kept:
             response.headers.add("Contact", str(address))
         self.busy += 1
-        self.proxy._spawn(self._expand_and_add(taken))
+        self.proxy._spawn(self._expand_and_add(taken, None if kept else original))
         return bool(kept)
 
-    async def _expand_and_add(self, uris: list[SipURI]) -> None:
+    async def _expand_and_add(self, uris: list[SipURI], unkept: Response | None) -> None:
+        """Add the 3xx's contacts; if none of them gives a target (an AOR of ours
+        without bindings...), the 3xx joins the context after all."""
+        added = 0
         try:
             targets = await self.proxy._expand_contacts(uris)
-            if (
-                self.add_targets(targets)
-                and self.is_invite
-                and not self.final_sent
-                and not (self.cancelled or self.got_6xx)
-            ):
+            added = self.add_targets(targets)
+            if added and self.is_invite and not (self.cancelled or self.got_6xx):
                 self._provisional(181, "Call Is Being Forwarded")
         finally:
+            if not added and unkept is not None:
+                self.responses.append(unkept)
             self.busy -= 1
             self.advance()
 
