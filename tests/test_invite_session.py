@@ -594,20 +594,24 @@ def challenged(**kw: Any) -> tuple[Network, Phone, Phone]:
     return net, alice, bob
 
 
-def test_401_on_invite_is_answered_with_credentials_new_cseq_same_call() -> None:
-    net, alice, _bob = challenged()
+@pytest.mark.parametrize(
+    ("status", "header"), [(401, "Authorization"), (407, "Proxy-Authorization")]
+)
+def test_challenged_invite_is_resent_with_credentials_new_cseq_same_call(
+    status: int, header: str
+) -> None:
+    net, alice, _bob = challenged(challenge_status=status)
     a = alice.call("sip:bob@bob.test")
     net.run()
     first, second = net.messages("INVITE")
-    assert net.lines()[1:3] == ["SIP/2.0 401 Unauthorized", "ACK sip:bob@bob.test SIP/2.0"]
+    assert net.lines()[1].startswith(f"SIP/2.0 {status} ")
+    assert net.lines()[2] == "ACK sip:bob@bob.test SIP/2.0"
     assert second.cseq.seq == first.cseq.seq + 1
     assert second.call_id == first.call_id and second.from_.tag == first.from_.tag
-    assert "Authorization" in second.headers and "Authorization" not in first.headers
+    assert header in second.headers and header not in first.headers
     assert a.established
     # The ACK of the 2xx repeats the INVITE's credentials (§22.1).
-    assert net.messages("ACK")[-1].headers.get("Authorization") == second.headers.get(
-        "Authorization"
-    )
+    assert net.messages("ACK")[-1].headers.get(header) == second.headers.get(header)
 
 
 def test_wrong_password_ends_the_call_without_looping() -> None:
@@ -864,3 +868,35 @@ def test_caller_bye_before_answer_in_early_dialog_gets_200_and_487() -> None:
     assert "SIP/2.0 487 Request Terminated" in net.lines(src="bob.test")
     assert ended(bob, b).reason is EndReason.REMOTE_BYE
     assert ended(alice, a).status == 487
+
+
+def test_refused_credentials_on_an_in_dialog_request_keep_cseq_contiguous() -> None:
+    server = DigestServer("test", secret=b"k" * 32, random=lambda n: b"r" * n)
+    net = Network()
+    alice = Phone(
+        net,
+        "alice.test",
+        user="alice",
+        port=4000,
+        auth=DigestClient("bob", "wrong", random=lambda n: b"c" * n),
+    )
+    Phone(
+        net,
+        "bob.test",
+        user="bob",
+        port=5000,
+        on_invite=ring_and_answer,
+        challenge=server,
+        challenge_methods=("INFO",),
+    )
+    a = alice.call("sip:bob@bob.test")
+    net.run()
+    alice.act(a, lambda: a.send_request("INFO", net.now))
+    net.run()
+    (done,) = of_type(alice.events(a), InDialogResponse)
+    assert done.response.status == 401  # tried once with credentials, then reported
+    alice.act(a, lambda: a.send_request("MESSAGE", net.now))
+    net.run()
+    seqs = [m.cseq.seq for m in net.trace_requests("alice.test") if m.method != "ACK"]
+    assert seqs == [1, 2, 3, 4]  # INVITE, INFO, INFO + credentials, MESSAGE
+    assert a.established

@@ -134,6 +134,10 @@ class Network:
             if (src is None or h.src == src) and (dst is None or h.dst == dst)
         ]
 
+    def trace_requests(self, src: str) -> list[Request]:
+        """Every request ``src`` put on the wire, in order."""
+        return [h.message for h in self.trace if isinstance(h.message, Request) and h.src == src]
+
     def messages(self, method: str, src: str | None = None) -> list[Request]:
         return [
             h.message
@@ -210,6 +214,7 @@ class Phone(Node):
     auth: DigestClient | None = None
     challenge: DigestServer | None = None
     challenge_methods: tuple[str, ...] = ("INVITE", "BYE")
+    challenge_status: int = 401  # 407: Proxy-Authenticate / Proxy-Authorization
     on_invite: Callable[[Phone, InviteSession], None] | None = None
     rand: Callable[[int], int] = field(default=lambda n: 0)
 
@@ -339,7 +344,8 @@ class Phone(Node):
     def authorized(self, request: Request) -> bool:
         if self.challenge is None or request.method not in self.challenge_methods:
             return True
-        creds = self.challenge.select(request.headers.values("Authorization"))
+        header = "Authorization" if self.challenge_status == 401 else "Proxy-Authorization"
+        creds = self.challenge.select(request.headers.values(header))
         if creds is None:
             return False
         verdict = self.challenge.verify(
@@ -353,9 +359,11 @@ class Phone(Node):
             request, stx = event.request, event.transaction
             if not self.authorized(request):
                 assert self.challenge is not None
-                response = make_response(request, 401, to_tag=self.random_token())
+                status = self.challenge_status
+                response = make_response(request, status, to_tag=self.random_token())
+                name = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
                 for ch in self.challenge.challenges(now, algorithms=(Algorithm.MD5,)):
-                    response.headers.add("WWW-Authenticate", str(ch))
+                    response.headers.add(name, str(ch))
                 self.send_response(stx, response)
                 return
             if request.method == "INVITE" and request.to.tag is None:

@@ -298,16 +298,28 @@ class _SessionBase:
             self._acks.popitem(last=False)
         self._out.append(SendAck(request=ack.copy(), next_hop=next_hop(ack)))
 
-    def _credentials(self, old: Request, response: Response, new: Request) -> bool:
-        """Add to ``new`` the answer to the challenge ``response`` drew for ``old``."""
-        if self.auth is None:
+    def _credentials(
+        self, old: Request, response: Response, new: Request, dialog: Dialog | None = None
+    ) -> bool:
+        """Add to ``new`` the answer to the challenge ``response`` drew for ``old``.  When
+        there is none, ``new`` is not sent: its CSeq number is given back to ``dialog`` (the
+        numbers stay contiguous, §12.2.1.1)."""
+        answer = None
+        if self.auth is not None:
+            answer = self.auth.handle_challenge(
+                response.headers,
+                method=new.method,
+                uri=new.uri_text,
+                body=new.body,
+                sent=old.headers,
+            )
+        if answer is None or not answer.ok:
+            if dialog is not None and dialog.local_seq == new.cseq.seq:
+                dialog.local_seq -= 1
             return False
-        answer = self.auth.handle_challenge(
-            response.headers, method=new.method, uri=new.uri_text, body=new.body, sent=old.headers
-        )
         for name, value in answer.headers:
             new.headers.add(name, value)
-        return answer.ok
+        return True
 
     def _negotiated(self, before: tuple[NegotiatedMedia, ...], initial: bool) -> None:
         assert self.media is not None
@@ -403,7 +415,7 @@ class _SessionBase:
                     )
                 ],
             )
-            if self._credentials(old, response, new):
+            if self._credentials(old, response, new, pending.dialog):
                 self._send("app", new, pending.dialog, pending.attempts + 1)
                 return None
         self._events.append(InDialogResponse(request=pending.request, response=response))
@@ -549,10 +561,10 @@ class _SessionBase:
     def _a_retry_modify(self, ctx: _Ctx) -> _FollowUp:
         pending, response, lm = ctx.pending, ctx.message, self._local_mod
         assert pending is not None and isinstance(response, Response) and lm is not None
+        if pending.attempts >= self.config.max_auth_attempts:
+            return _MI.RESP_FAILURE
         new = self._send_modify(lm)
-        if pending.attempts >= self.config.max_auth_attempts or not self._credentials(
-            pending.request, response, new
-        ):
+        if not self._credentials(pending.request, response, new, pending.dialog):
             return _MI.RESP_FAILURE
         lm.sent = new
         self._send("modify", new, pending.dialog, pending.attempts + 1)

@@ -797,10 +797,10 @@ class InviteSession(_SessionBase):
     def _a_retry_bye(self, ctx: _Ctx) -> _FollowUp:
         pending, response = ctx.pending, ctx.message
         assert pending is not None and isinstance(response, Response)
+        if pending.attempts >= self.config.max_auth_attempts:
+            return _I.RESP_BYE_FINAL
         new = pending.dialog.create_request("BYE")
-        if pending.attempts >= self.config.max_auth_attempts or not self._credentials(
-            pending.request, response, new
-        ):
+        if not self._credentials(pending.request, response, new, pending.dialog):
             return _I.RESP_BYE_FINAL
         self._send("bye", new, pending.dialog, pending.attempts + 1)
         return None
