@@ -448,8 +448,14 @@ def render_markdown() -> str:
     """Both tables as Markdown (the non-default rows), for ``docs/dialogs.md``."""
     lines: list[str] = []
     tables: list[tuple[str, list[tuple[tuple[enum.Enum, enum.Enum], object]]]] = [
-        ("Session table (`SESSION_TABLE`)", list(SESSION_TABLE.items())),
-        ("Modify table (`MODIFY_TABLE`)", list(MODIFY_TABLE.items())),
+        (
+            "Session table (`SESSION_TABLE`)",
+            [((st, i), SESSION_TABLE[(st, i)]) for st in SessionState for i in SessionInput],
+        ),
+        (
+            "Modify table (`MODIFY_TABLE`)",
+            [((st, i), MODIFY_TABLE[(st, i)]) for st in ModifyState for i in ModifyInput],
+        ),
     ]
     for title, table in tables:
         lines += [f"### {title}", "", "| State | Input | Actions → next state |", "|---|---|---|"]

@@ -217,15 +217,17 @@ TABLE = _table()
 def render_markdown() -> str:
     """The table as Markdown (non-default rows), for ``docs/dialogs.md``."""
     lines = ["| State | Input | Actions → next state |", "|---|---|---|"]
-    for (state, inp), entry in TABLE.items():
-        if isinstance(entry, Ignore | Misuse):
-            if entry.default:
-                continue
-            cell = f"{type(entry).__name__.lower()}: {entry.reason}"
-        else:
-            acts = ", ".join(a.value for a in entry.actions) or "—"
-            cell = f"{acts} → **{entry.next_state.value}**"
-        lines.append(f"| {state.value} | {inp.value} | {cell} |")
+    for state in RegState:
+        for inp in RegInput:
+            entry = TABLE[(state, inp)]
+            if isinstance(entry, Ignore | Misuse):
+                if entry.default:
+                    continue
+                cell = f"{type(entry).__name__.lower()}: {entry.reason}"
+            else:
+                acts = ", ".join(a.value for a in entry.actions) or "—"
+                cell = f"{acts} → **{entry.next_state.value}**"
+            lines.append(f"| {state.value} | {inp.value} | {cell} |")
     return "\n".join(lines)
 
 
