@@ -17,11 +17,16 @@
 
 All protocol logic lives in the sans-IO :class:`~sipwire.media.session.RtpSession`;
 this module owns the sockets and the clock. Every stream of an event loop is driven by
-one shared pacer: a single ``loop.call_at`` timer at absolute 20 ms deadlines
-(``t0 + k * 20 ms``, so there is no cumulative drift). When the loop is late the due
-frames are sent back to back (counted in ``late_sends`` if later than
+one shared pacer: a single ``loop.call_at`` timer at absolute deadlines
+(``t0 + k * 20 ms + phase``, so there is no cumulative drift), the streams spread over
+four 5 ms phases so that many calls do not all send at the same instant. When the loop
+is late the due frames are sent back to back (counted in ``late_sends`` if later than
 ``MediaConfig.late_threshold``); after a stall of more than :data:`MAX_CATCH_UP` frames
 the excess is skipped (``skipped_frames``), keeping RTP timestamps on the wall clock.
+The sockets are plain non-blocking UDP sockets watched with ``loop.add_reader`` (each
+readiness callback drains up to :data:`MAX_READS` datagrams) and written with
+``socket.sendto``; a packet that finds the send buffer full is dropped and counted in
+``send_errors`` (late audio is worth less than none).
 
 What is sent each frame, by priority: RFC 4733/in-band DTMF, the current playback
 (:meth:`MediaStream.play`, :meth:`MediaStream.play_tone`, :meth:`MediaStream.play_pcm`),
@@ -40,7 +45,6 @@ be IP literals (the caller resolves names).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import secrets
@@ -64,9 +68,13 @@ from sipwire.media.session import (
 from sipwire.media.tone import FRAME_BYTES, frames, tone_frames
 from sipwire.media.wav import WavWriter, read_wav
 
-__all__ = ["MAX_CATCH_UP", "MediaStream", "PortRange", "RecordWhat"]
+__all__ = ["MAX_CATCH_UP", "PACER_SLOTS", "MediaStream", "PortRange", "RecordWhat"]
 
 MAX_CATCH_UP = 5  # frames sent back to back after a stall; more are skipped
+MAX_READS = 64  # datagrams read from one socket per readiness callback
+MAX_DATAGRAM = 2048  # larger datagrams are truncated (and then fail to parse)
+PACER_SLOTS = 4  # phases of the 20 ms interval that streams are spread over
+_SLOT_INTERVAL = FRAME_INTERVAL / PACER_SLOTS
 RecordWhat = Literal["received", "sent", "both"]
 SILENCE = bytes(FRAME_BYTES)
 
@@ -129,23 +137,35 @@ def _mix(a: bytes, b: bytes) -> bytes:
 
 
 class _Pacer:
-    """One timer per event loop that ticks every stream at absolute 20 ms deadlines."""
+    """One timer per event loop that ticks every stream at absolute 20 ms deadlines.
+
+    Streams are spread over :data:`PACER_SLOTS` phases of the 20 ms interval (the
+    least-loaded phase is given to a new stream), so the work and the packets of many
+    calls are not all bunched at one instant: the timer fires every 5 ms for one phase.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.streams: dict[MediaStream, None] = {}
-        self.deadline = 0.0
+        self.groups: list[dict[MediaStream, None]] = [{} for _ in range(PACER_SLOTS)]
+        self.where: dict[MediaStream, int] = {}
+        self.deadline = 0.0  # of the next phase to run
+        self.slot = 0
         self.handle: asyncio.TimerHandle | None = None
 
     def add(self, stream: MediaStream) -> None:
-        if not self.streams:
-            self.deadline = self.loop.time() + FRAME_INTERVAL
+        if not self.where:
+            self.deadline = self.loop.time() + _SLOT_INTERVAL
+            self.slot = 0
             self.handle = self.loop.call_at(self.deadline, self._run)
-        self.streams[stream] = None
+        slot = min(range(PACER_SLOTS), key=lambda i: len(self.groups[i]))
+        self.groups[slot][stream] = None
+        self.where[stream] = slot
 
     def remove(self, stream: MediaStream) -> None:
-        self.streams.pop(stream, None)
-        if not self.streams:
+        slot = self.where.pop(stream, None)
+        if slot is not None:
+            self.groups[slot].pop(stream, None)
+        if not self.where:
             if self.handle is not None:
                 self.handle.cancel()
                 self.handle = None
@@ -154,23 +174,26 @@ class _Pacer:
 
     def _run(self) -> None:
         loop = self.loop
-        now = loop.time()
+        # the timer fired, so the deadline has come, even if the clock reads a hair
+        # earlier (uvloop's clock has 1 ms resolution): never spin on a due timer
+        now = max(loop.time(), self.deadline)
         behind = int((now - self.deadline) / FRAME_INTERVAL)
         if behind > MAX_CATCH_UP:
             skip = behind - MAX_CATCH_UP
-            for stream in tuple(self.streams):
+            for stream in tuple(self.where):
                 stream._skip(skip)
             self.deadline += skip * FRAME_INTERVAL
-        while self.deadline <= now and self.streams:
-            for stream in tuple(self.streams):
+        while self.deadline <= now and self.where:
+            for stream in tuple(self.groups[self.slot]):
                 try:
                     stream._tick(self.deadline)
                 except Exception as exc:  # one broken stream must not stop the others
                     loop.call_exception_handler(
                         {"message": "media stream tick failed", "exception": exc}
                     )
-            self.deadline += FRAME_INTERVAL
-        if self.streams:
+            self.slot = (self.slot + 1) % PACER_SLOTS
+            self.deadline += _SLOT_INTERVAL
+        if self.where:
             self.handle = loop.call_at(self.deadline, self._run)
 
 
@@ -182,20 +205,6 @@ def _pacer(loop: asyncio.AbstractEventLoop) -> _Pacer:
     if pacer is None:
         pacer = _PACERS[loop] = _Pacer(loop)
     return pacer
-
-
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, *, rtcp: bool) -> None:
-        self.stream: MediaStream | None = None  # set once the stream exists
-        self.rtcp = rtcp
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        if self.stream is not None:
-            self.stream._datagram(data, addr, self.rtcp)
-
-    def error_received(self, exc: Exception) -> None:  # ICMP unreachable and the like
-        if self.stream is not None:
-            self.stream._send_errors += 1
 
 
 class _Playback:
@@ -251,8 +260,8 @@ class MediaStream:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        rtp: asyncio.DatagramTransport,
-        rtcp: asyncio.DatagramTransport | None,
+        rtp: socket.socket,
+        rtcp: socket.socket | None,
         *,
         host: str,
         port: int,
@@ -334,18 +343,10 @@ class MediaStream:
             break
         else:
             raise error or OSError(f"no free RTP port for {host}")
-        rtp_transport, rtp_protocol = await loop.create_datagram_endpoint(
-            lambda: _Protocol(rtcp=False), sock=rtp_sock
-        )
-        rtcp_transport = rtcp_protocol = None
-        if rtcp_sock is not None:
-            rtcp_transport, rtcp_protocol = await loop.create_datagram_endpoint(
-                lambda: _Protocol(rtcp=True), sock=rtcp_sock
-            )
         stream = cls(
             loop,
-            rtp_transport,
-            rtcp_transport,
+            rtp_sock,
+            rtcp_sock,
             host=host,
             port=rtp_port,
             rtcp_port=None if rtcp_sock is None else rtp_port + 1,
@@ -353,9 +354,9 @@ class MediaStream:
             randbits=randbits,
             random=random,
         )
-        rtp_protocol.stream = stream
-        if rtcp_protocol is not None:
-            rtcp_protocol.stream = stream
+        loop.add_reader(rtp_sock.fileno(), stream._read_ready, rtp_sock, False)
+        if rtcp_sock is not None:
+            loop.add_reader(rtcp_sock.fileno(), stream._read_ready, rtcp_sock, True)
         return stream
 
     def start(self, remote: RemoteMedia) -> None:
@@ -416,21 +417,30 @@ class MediaStream:
 
     # ------------------------------------------------------------------ I/O callbacks
 
-    def _datagram(self, data: bytes, addr: Any, rtcp: bool) -> None:
+    def _read_ready(self, sock: socket.socket, rtcp: bool) -> None:
+        """Drain (up to :data:`MAX_READS` datagrams of) a readable socket."""
         session = self._session
-        if session is None or self._closed:
-            return
-        source = (addr[0], addr[1])
         now = self._loop.time()
-        if rtcp:
-            session.receive_rtcp(data, source, now)
-            return
-        digit = session.receive(data, source, now)
-        if digit is not None:
-            queue = self._digits
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(digit.digit)
+        for _ in range(MAX_READS):
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. an ICMP error queued on the socket
+                self._send_errors += 1
+                continue
+            if session is None or self._closed:
+                continue  # not started: drop
+            source = (addr[0], addr[1])
+            if rtcp:
+                session.receive_rtcp(data, source, now)
+                continue
+            digit = session.receive(data, source, now)
+            if digit is not None:
+                queue = self._digits
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(digit.digit)
 
     def _skip(self, frames: int) -> None:
         session = self._session
@@ -449,8 +459,9 @@ class MediaStream:
         packets, sent = session.send_frame(self._outgoing(), now)
         if packets:
             destination = session.rtp_destination
-            for packet in packets:
-                self._rtp.sendto(packet, destination)
+            if destination is not None:
+                for packet in packets:
+                    self._send_rtp(packet, destination)
         received = session.playout()
         if self.echo:
             self._echo_frame = received
@@ -469,6 +480,13 @@ class MediaStream:
         waiter = self._dtmf_done
         if waiter is not None and not session.dtmf_busy and not waiter.done():
             waiter.set_result(None)
+
+    def _send_rtp(self, packet: bytes, destination: HostPort) -> None:
+        # a full send buffer drops the packet: stale audio is worth less than none
+        try:
+            self._rtp.sendto(packet, destination)
+        except OSError:
+            self._send_errors += 1
 
     def _outgoing(self) -> bytes | None:
         playback = self._playback
@@ -493,8 +511,11 @@ class MediaStream:
         destination = session.rtcp_destination
         if destination is None:
             return
-        transport = self._rtp if session.remote.rtcp_mux or self._rtcp is None else self._rtcp
-        transport.sendto(data, destination)
+        sock = self._rtp if session.remote.rtcp_mux or self._rtcp is None else self._rtcp
+        try:
+            sock.sendto(data, destination)
+        except OSError:
+            self._send_errors += 1
 
     # ------------------------------------------------------------------ playing
 
@@ -658,8 +679,7 @@ class MediaStream:
         session = self._session
         if session is not None:
             _pacer(self._loop).remove(self)
-            with contextlib.suppress(OSError):
-                self._send_rtcp(session.build_bye(self._loop.time(), reason))
+            self._send_rtcp(session.build_bye(self._loop.time(), reason))
         self.stop_playing()
         self.stop_recording()
         if self._reader is not None:
@@ -674,10 +694,11 @@ class MediaStream:
         waiter = self._dtmf_done
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        self._rtp.close()
-        if self._rtcp is not None:
-            self._rtcp.close()
-        await asyncio.sleep(0)  # let the transports finish closing
+        for sock in (self._rtp, self._rtcp):
+            if sock is not None:
+                self._loop.remove_reader(sock.fileno())
+                sock.close()
+        await asyncio.sleep(0)
 
     async def __aenter__(self) -> MediaStream:
         return self
