@@ -67,11 +67,11 @@ async def _first(
     """Wait until one of ``futures`` is done (they are not cancelled); returns the done
     ones (empty after ``timeout``)."""
     shielded = {asyncio.shield(f): f for f in futures}
-    done, pending = await asyncio.wait(
-        shielded, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-    )
-    for p in pending:
-        p.cancel()
+    try:
+        done, _ = await asyncio.wait(shielded, timeout=timeout, return_when="FIRST_COMPLETED")
+    finally:
+        for outer in shielded:
+            outer.cancel()  # no-op when done; never cancels the futures themselves
     return {shielded[d] for d in done}
 
 
@@ -101,10 +101,12 @@ class CallEnd:
     reason_phrase: str = ""
 
     def __str__(self) -> str:
-        who = f" by the {'caller' if self.by is None else self.by + ' side'}" if self.by else ""
-        status = f" ({self.status} {self.reason_phrase})".rstrip() if self.status else ""
-        status = status if status != " ()" else ""
-        return f"{self.reason}{who}{status}"
+        """``ended by the peer: remote BYE``, ``ended by us: cancelled (487 ...)``."""
+        who = {"local": "us", "remote": "the peer", None: "neither side"}[self.by]
+        text = f"ended by {who}: {self.reason}"
+        if self.status is not None:
+            text += f" ({self.status} {self.reason_phrase})".replace(" )", ")")
+        return text
 
 
 def _who(reason: EndReason, role: Role) -> Literal["local", "remote"] | None:

@@ -39,12 +39,13 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
-from sipwire.aio._transport_common import Source, TransportConfig, parse_hostport
+from sipwire.aio._transport_common import Source, TransportConfig, format_host, parse_hostport
 from sipwire.aio.endpoint import ClientTransaction, Endpoint, ServerTransaction, TraceHook
 from sipwire.apps._ua_call import Call, CallEnd, CallState
 from sipwire.apps._ua_errors import (
@@ -157,7 +158,9 @@ class UserAgent:
     * ``server``: ``HOST[:PORT]`` or a SIP URI of the registrar/proxy every
       out-of-dialog request goes through; ``transport`` to reach it: ``udp`` (default),
       ``tcp`` or ``tls`` (our TLS listener needs ``certfile``/``keyfile``).
-    * ``listen``: ``HOST:PORT`` of our SIP listener (default ``127.0.0.1:0``: any port).
+    * ``listen``: ``HOST:PORT`` of our SIP listener (port 0: any free one).  By default
+      the local address that routes to the server (``127.0.0.1`` without a server),
+      any port.
     * ``register``: REGISTER on start (default: when ``server`` is given), for
       ``expires`` seconds (default 3600; refreshed before expiry), un-REGISTER on close.
     * ``media_address``: the address for RTP (default: the listener's), ``rtp_ports``
@@ -177,7 +180,7 @@ class UserAgent:
         username: str | None = None,
         server: str | None = None,
         transport: Literal["udp", "tcp", "tls"] = "udp",
-        listen: str = "127.0.0.1:0",
+        listen: str | None = None,
         register: bool | None = None,
         expires: int = 3600,
         display_name: str | None = None,
@@ -225,16 +228,11 @@ class UserAgent:
         self.timers = timers or TimerConfig()
         self.auth = DigestClient(self.username, password) if password is not None else None
         self._password_given = password is not None
-        self.endpoint = Endpoint(
-            listen=[f"{transport_name}:{listen}"],
-            certfile=certfile,
-            keyfile=keyfile,
-            timers=self.timers,
-            transport_config=TransportConfig(tls_verify=tls_verify, tls_ca_file=tls_ca_file),
-            user_agent=user_agent,
-            trace=trace,
-            allow=ALLOW,
-        )
+        self._certfile, self._keyfile = certfile, keyfile
+        self._transport_config = TransportConfig(tls_verify=tls_verify, tls_ca_file=tls_ca_file)
+        self._user_agent = user_agent
+        self._trace = trace
+        self._endpoint: Endpoint | None = None
         self.contact: Address | None = None
         self.registration: Registration | None = None
         #: The last registration outcome (Registered / RegistrationFailed / Unregistered).
@@ -278,10 +276,23 @@ class UserAgent:
             raise LocalProtocolError("the user agent is already started")
         self._started = True
         self._loop = asyncio.get_running_loop()
-        ep = self.endpoint
+        if self.listen is None:
+            self.listen = f"{format_host(await self._local_host())}:0"
+        ep = self._endpoint = Endpoint(
+            listen=[f"{self.transport}:{self.listen}"],
+            certfile=self._certfile,
+            keyfile=self._keyfile,
+            timers=self.timers,
+            transport_config=self._transport_config,
+            user_agent=self._user_agent,
+            trace=self._trace,
+            allow=ALLOW,
+        )
         try:
             await ep.start()
         except OSError as exc:
+            self._closed = True
+            await ep.close(grace=0.0)
             raise UserAgentError(f"cannot listen on {self.transport}:{self.listen}: {exc}") from exc
         for method in ("INVITE", "BYE", "INFO", "UPDATE", "NOTIFY", "MESSAGE", "OPTIONS", "PRACK"):
             ep.on(method, self._on_request)
@@ -299,11 +310,38 @@ class UserAgent:
                 raise
         return self
 
+    async def _local_host(self) -> str:
+        """The local address the OS would use to reach the server (no packet is sent)."""
+        if self.server is None:
+            return "127.0.0.1"
+        loop = self._running_loop()
+        try:
+            infos = await loop.getaddrinfo(
+                self.server.host, self.server.port, type=socket.SOCK_DGRAM
+            )
+            family, _, _, _, address = infos[0]
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect(address)
+                return str(probe.getsockname()[0])
+        except OSError as exc:
+            raise UserAgentError(f"cannot reach the server {self.server}: {exc}") from exc
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The SIP endpoint (after :meth:`start`)."""
+        if self._endpoint is None:
+            raise LocalProtocolError("the user agent is not started")
+        return self._endpoint
+
     @property
     def local_address(self) -> tuple[str, int]:
         """``(host, port)`` of our SIP listener."""
         listener = self.endpoint.listeners[0]
         return (listener.host, listener.port)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def registered(self) -> bool:
@@ -380,7 +418,8 @@ class UserAgent:
         self._client_handles.clear()
         if self._reg_waiter is not None and not self._reg_waiter.done():
             self._reg_waiter.cancel()
-        await self.endpoint.close(grace=0.0)
+        if self._endpoint is not None:
+            await self._endpoint.close(grace=0.0)
 
     # ------------------------------------------------------------------ calls
 
