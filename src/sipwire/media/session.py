@@ -395,7 +395,7 @@ class RtpSession:
         self._probation: tuple[int, int, bytes] | None = None  # ssrc, seq, pcm
         self._pending = b""  # playout re-chunking for peers not using 20 ms packets
         self._inband: Iterator[bytes] | None = None
-        self._inband_queue: list[str] = []
+        self._inband_queue: list[tuple[str, float]] = []
         self._last_send_time: float | None = None
         self._last_send_ts = 0
         self._reported_packets = 0
@@ -464,13 +464,13 @@ class RtpSession:
         if len(self._inband_queue) + len(digits) > self.config.dtmf_queue:
             raise LocalProtocolError("too many DTMF digits queued")
         seconds = self.config.dtmf_duration if duration is None else duration
-        self._inband_queue.extend(digits)
+        self._inband_queue.extend((digit, seconds) for digit in digits)
         if self._inband is None:
-            self._inband = self._inband_frames(seconds)
+            self._inband = self._inband_frames()
 
-    def _inband_frames(self, seconds: float) -> Iterator[bytes]:
+    def _inband_frames(self) -> Iterator[bytes]:
         while self._inband_queue:
-            digit = self._inband_queue.pop(0)
+            digit, seconds = self._inband_queue.pop(0)
             self.counters.dtmf_sent += 1
             pcm = dtmf_tone(digit, seconds, amplitude=0.5) + bytes(
                 2 * round(self.config.dtmf_pause * 8000)

@@ -7,12 +7,13 @@
   are averaged; other rates are resampled by :func:`resample`.
 * :func:`resample` is a windowed-sinc polyphase resampler: a Blackman-windowed sinc
   low-pass with its cut-off at 0.45 x the lower of the two rates (3.6 kHz when
-  producing 8 kHz) and 8 zero crossings each side at the output rate (so 88 taps per
-  output sample from 44.1 kHz). The pass band is flat to within ~0.1 dB up to ~3 kHz;
-  images and aliases of tones above the new Nyquist frequency are attenuated by more
-  than 50 dB. One filter phase is kept per distinct fractional position (at most
-  1024). Pure Python with the multiply-add loop in C (``sum(map(mul, ...))``): about
-  30 ms of CPU per second of 44.1 kHz audio.
+  producing 8 kHz) and 16 zero crossings each side at the output rate (176 taps per
+  output sample from 44.1 kHz). Measured 44.1 kHz -> 8 kHz: flat within 0.05 dB up to
+  3 kHz, -1.9 dB at 3.4 kHz, and tones at 4.2 kHz and above (which would alias into the
+  telephone band) are attenuated by 56 dB or more. One filter phase is kept per
+  distinct fractional position (at most 1024). With numpy it costs ~10 ms of CPU per
+  second of 44.1 kHz audio; pure Python (the multiply-add loop in C,
+  ``sum(map(mul, ...))``) ~50 ms.
 * :class:`WavWriter` records 8 kHz mono 16-bit WAV (stdlib :mod:`wave`), buffering
   about a second of audio between writes; the header is patched on every write, so a
   file is valid even if the process dies. :func:`write_wav` writes a whole buffer.
