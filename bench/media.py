@@ -124,7 +124,7 @@ def _pyvoip_child(n: int, seconds: float, warmup: float) -> None:
 
     received = [0]
 
-    class CountingClient(RTPClient):  # type: ignore[misc]
+    class CountingClient(RTPClient):
         def parse_packet(self, packet: bytes) -> None:
             received[0] += 1
             super().parse_packet(packet)
