@@ -105,8 +105,8 @@ class Server:
         )
 
     async def _user_exists(self, aor: str) -> bool:
-        if self.config.no_auth:
-            return True  # without accounts every AOR of our domains may exist
+        # A user with an account but no binding gets 480, anyone else 404 (as Kamailio
+        # answers a failed lookup), with or without authentication.
         scheme_user, _, domain = aor.partition("@")
         user = scheme_user.split(":", 1)[-1]
         return await self.db.users.get_user(user, domain) is not None
