@@ -28,6 +28,11 @@ _LAZY: dict[str, str] = {
     "parse_uri": "sipwire.core.uri",
     "Address": "sipwire.core.address",
     "SessionDescription": "sipwire.core.sdp",
+    "UserAgent": "sipwire.apps.useragent",
+    "Call": "sipwire.apps.useragent",
+    "CallFailed": "sipwire.apps.useragent",
+    "AuthenticationError": "sipwire.apps.useragent",
+    "NoResponseError": "sipwire.apps.useragent",
 }
 
 __all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError", "__version__", *_LAZY]

@@ -46,6 +46,7 @@ from sipwire.core.message import Request, Response
 from sipwire.core.offeranswer import NegotiatedMedia
 from sipwire.media.session import MediaStatistics, RemoteMedia
 from sipwire.media.stream import MediaStream, RecordWhat
+from sipwire.media.tone import FRAME_BYTES
 
 if TYPE_CHECKING:
     from sipwire.apps.useragent import UserAgent
@@ -399,7 +400,10 @@ class Call:
 
     async def write_frame(self, pcm: bytes) -> None:
         """Send 20 ms (320 octets) of 8 kHz 16-bit PCM; waits while the send queue is
-        full, so a producer runs at the call's pace.  Dropped once the call ended."""
+        full, so a producer runs at the call's pace.  Dropped once the call ended;
+        :class:`LocalProtocolError` for a frame of another size."""
+        if len(pcm) != FRAME_BYTES:
+            raise LocalProtocolError(f"write_frame takes {FRAME_BYTES} octets of PCM")
         stream = await self._stream()
         if stream is None:
             return

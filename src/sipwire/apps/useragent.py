@@ -127,11 +127,19 @@ class _Server:
         return Address(SipURI(host=host, port=self.port, params=tuple(params)))
 
 
+def _parse_sip_uri(text: str) -> SipURI | None:
+    try:
+        uri = parse_uri(text.strip())
+    except RemoteProtocolError:
+        return None
+    return uri if isinstance(uri, SipURI) else None
+
+
 def _parse_server(server: str, transport: str) -> _Server:
     text = server.strip()
     if text.lower().startswith(("sip:", "sips:")):
-        uri = parse_uri(text)
-        if not isinstance(uri, SipURI):
+        uri = _parse_sip_uri(text)
+        if uri is None:
             raise LocalProtocolError(f"bad server {server!r}")
         chosen = (uri.transport or transport).lower()
         default = 5061 if chosen == "tls" else 5060
@@ -197,8 +205,8 @@ class UserAgent:
         tls_ca_file: str | None = None,
         trace: TraceHook | None = None,
     ) -> None:
-        uri = parse_uri(aor.strip())
-        if not isinstance(uri, SipURI) or not uri.user:
+        uri = _parse_sip_uri(aor)
+        if uri is None or not uri.user:
             raise LocalProtocolError(f"the address-of-record must be sip:USER@DOMAIN, not {aor!r}")
         transport_name = transport.lower()
         if transport_name not in ("udp", "tcp", "tls"):
@@ -243,6 +251,7 @@ class UserAgent:
         self._incoming: asyncio.Queue[Call | None] = asyncio.Queue(max_calls + 1)
         self._incoming_handler: IncomingHandler | None = None
         self._client_handles: dict[int, tuple[Request, ClientTransaction]] = {}
+        self._outstanding: set[ClientTransaction] = set()
         self._tasks: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -402,6 +411,10 @@ class UserAgent:
             )
         with contextlib.suppress(UserAgentError, LocalProtocolError):
             await self.unregister(timeout=max(0.1, deadline - loop.time()))
+        # BYEs (and the like) still waiting for their final response.
+        finals = [h.final for h in self._outstanding if not h.final.done()]
+        if finals:
+            await asyncio.wait(finals, timeout=max(0.0, deadline - loop.time()))
         self._closed = True
         for call in list(self._calls.values()):
             await call._shutdown()
@@ -432,8 +445,8 @@ class UserAgent:
         text = target.strip()
         if not text.lower().startswith(("sip:", "sips:")):
             text = f"sip:{text}" if "@" in text else f"sip:{text}@{self.aor.host_port}"
-        uri = parse_uri(text)
-        if not isinstance(uri, SipURI):
+        uri = _parse_sip_uri(text)
+        if uri is None:
             raise LocalProtocolError(f"cannot call {target!r}: not a SIP URI")
         return uri
 
@@ -555,7 +568,7 @@ class UserAgent:
     def _perform(self, call: Call, out: Output) -> None:
         if isinstance(out, SendRequest):
             request = out.request
-            handle = self.endpoint.send_request(request)
+            handle = self._send_request(request)
             handle.on_response = lambda r, c=call, h=handle: self._on_call_response(c, h, r)
             if request.method == "INVITE":
                 self._client_handles[id(request)] = (request, handle)
@@ -569,6 +582,17 @@ class UserAgent:
             tx = out.transaction
             if isinstance(tx, ServerTransaction):
                 self._spawn(self._respond(tx, out.response))
+
+    def _send_request(self, request: Request) -> ClientTransaction:
+        """Start a client transaction; :meth:`close` waits for the outstanding ones."""
+        handle = self.endpoint.send_request(request)
+        self._outstanding.add(handle)
+
+        def done(_: asyncio.Future[Response]) -> None:
+            self._outstanding.discard(handle)
+
+        handle.final.add_done_callback(done)
+        return handle
 
     async def _send_stateless(self, request: Request) -> None:
         try:
@@ -602,7 +626,7 @@ class UserAgent:
         if reg is None:
             return
         for out in reg.outgoing():
-            handle = self.endpoint.send_request(out.request)
+            handle = self._send_request(out.request)
             handle.on_response = lambda r, h=handle: self._on_register_response(h, r)
         for event in reg.events():
             self.registration_event = event
