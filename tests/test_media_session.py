@@ -23,6 +23,7 @@ from sipwire.core.offeranswer import (
     negotiate,
 )
 from sipwire.core.sdp import Direction, Origin
+from sipwire.media.dtmf import TelephoneEvent
 from sipwire.media.g711 import ulaw_encode
 from sipwire.media.rtcp import ReceiverReport, SenderReport, parse_compound
 from sipwire.media.rtp import RtpPacket
@@ -409,3 +410,31 @@ def test_from_negotiated_offer_answer() -> None:
     held = replace(ours, remote_direction=Direction.RECVONLY, local_direction=Direction.SENDONLY)
     on_hold = RemoteMedia.from_negotiated(held)
     assert on_hold.send and not on_hold.receive
+
+
+def test_dtmf_from_a_separate_ssrc_is_reported_once() -> None:
+    session = RtpSession(RemoteMedia(address=B[0], port=B[1], dtmf_payload_type=101), now=0.0)
+    for seq in range(5):  # audio from SSRC 1
+        session.receive_rtp(
+            RtpPacket(0, seq, seq * 160, 1, b"\xff" * 160).to_bytes(), B, seq * 0.02
+        )
+    digits = []
+    for i in range(6):  # a gateway sends its events with SSRC 2
+        payload = TelephoneEvent(5, end=i >= 3, duration=160 * min(i + 1, 4)).to_bytes()
+        packet = RtpPacket(101, 900 + i, 7777, 2, payload, marker=i == 0)
+        digit = session.receive_rtp(packet.to_bytes(), B, 0.1 + i * 0.02)
+        if digit is not None:
+            digits.append(digit.digit)
+    assert digits == ["5"]
+    assert session.statistics().remote_ssrc == 1  # the audio source stays current
+
+
+def test_hold_with_a_null_address_stops_sending_even_when_latched() -> None:
+    pair = Pair(Net(nat={B: ("203.0.113.9", 61000)}))
+    pair.run(0.1)
+    assert pair.a.rtp_destination == ("203.0.113.9", 61000)
+    pair.a.update(RemoteMedia(address="0.0.0.0", port=B[1], dtmf_payload_type=101))
+    assert pair.a.rtp_destination is None and pair.a.rtcp_destination is None
+    sent = pair.a.statistics().packets_sent
+    pair.run(0.1)
+    assert pair.a.statistics().packets_sent == sent

@@ -440,15 +440,22 @@ class RtpSession:
 
     @property
     def rtp_destination(self) -> HostPort | None:
-        """Where RTP goes now: the latched source address, else the SDP address."""
-        return self._latched or self.remote.rtp_address
+        """Where RTP goes now: the latched source address, else the SDP address; None
+        when the SDP gives no address (``c=0.0.0.0`` hold, port 0)."""
+        sdp = self.remote.rtp_address
+        if sdp is None:
+            return None
+        return self._latched or sdp
 
     @property
     def rtcp_destination(self) -> HostPort | None:
         """Where RTCP goes now."""
         if self.remote.rtcp_mux:
             return self.rtp_destination
-        return self._latched_rtcp or self.remote.rtcp_address
+        sdp = self.remote.rtcp_address
+        if sdp is None:
+            return None
+        return self._latched_rtcp or sdp
 
     # ------------------------------------------------------------------ sending
 
@@ -573,22 +580,9 @@ class RtpSession:
         if self._latched is None and self.config.symmetric_rtp:
             self._latched = source
         active = self._active
-        if active is not src:
-            if active is not None and now - active.last_arrival < 2 * FRAME_INTERVAL:
-                if active.ssrc in self.receiver.sources:
-                    return None  # another source while the current one is alive
-            self._active = src
-            self.jitter.reset()
-            self._pending = b""
-            held = self._probation
-            if held is not None and held[0] == src.ssrc:
-                self.jitter.push(held[1], held[2])
-        self._probation = None
-        if codec is not None:
-            self.jitter.push(packet.sequence, self._decode(codec, packet.payload))
-            return None
-        self.jitter.push(packet.sequence, SILENCE)  # keep the timeline: events, CN, unknown
-        if is_event:
+        if is_event:  # DTMF counts whatever its SSRC (some gateways use their own)
+            if src is active:
+                self.jitter.push(packet.sequence, SILENCE)  # keep the audio timeline
             try:
                 digit = self.dtmf_receiver.receive(
                     packet.payload, packet.timestamp, ssrc=packet.ssrc, marker=packet.marker
@@ -599,6 +593,24 @@ class RtpSession:
             if digit is not None:
                 counters.dtmf_received += 1
             return digit
+        if active is not src:
+            if (
+                active is not None
+                and now - active.last_arrival < 2 * FRAME_INTERVAL
+                and active.ssrc in self.receiver.sources
+            ):
+                return None  # another source while the current one is alive
+            self._active = src
+            self.jitter.reset()
+            self._pending = b""
+            held = self._probation
+            if held is not None and held[0] == src.ssrc:
+                self.jitter.push(held[1], held[2])
+        self._probation = None
+        if codec is not None:
+            self.jitter.push(packet.sequence, self._decode(codec, packet.payload))
+            return None
+        self.jitter.push(packet.sequence, SILENCE)  # comfort noise, unknown: keep the timeline
         if pt != CN_PAYLOAD_TYPE:
             counters.unknown_payload += 1
         return None
