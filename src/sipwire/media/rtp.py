@@ -432,22 +432,27 @@ class RtpReceiver:
         """Account for one packet arriving at ``now``; its source if it is valid.
         ``jitter=False`` leaves the jitter estimate alone (for packets whose timestamp
         is not a sampling instant, like repeated RFC 4733 event packets)."""
-        source = self.sources.get(packet.ssrc)
+        return self.update(
+            packet.ssrc, packet.sequence, packet.timestamp, len(packet.payload), now, jitter
+        )
+
+    def update(  # noqa: PLR0917 - the hot path takes header fields, not a packet object
+        self, ssrc: int, sequence: int, timestamp: int, size: int, now: float, jitter: bool
+    ) -> RtpSource | None:
+        """:meth:`receive` from header fields (``size``: payload octets)."""
+        source = self.sources.get(ssrc)
         if source is None:
             if len(self.sources) >= self.max_sources:
                 oldest = min(self.sources.values(), key=lambda s: s.last_arrival)
                 del self.sources[oldest.ssrc]
             source = RtpSource(
-                packet.ssrc,
-                packet.sequence,
-                clock_rate=self.clock_rate,
-                min_sequential=self.min_sequential,
+                ssrc, sequence, clock_rate=self.clock_rate, min_sequential=self.min_sequential
             )
-            self.sources[packet.ssrc] = source
+            self.sources[ssrc] = source
         source.last_arrival = now
-        if not source.update_seq(packet.sequence):
+        if not source.update_seq(sequence):
             return None
-        source.octets += len(packet.payload)
+        source.octets += size
         if jitter:
-            source.update_jitter(packet.timestamp, now)
+            source.update_jitter(timestamp, now)
         return source

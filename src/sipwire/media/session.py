@@ -27,6 +27,7 @@ address in its SDP. :meth:`RtpSession.update` (a re-INVITE) drops the latch.
 from __future__ import annotations
 
 import secrets
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -67,6 +68,7 @@ CN_PAYLOAD_TYPE = 13  # RFC 3389 comfort noise
 HostPort = tuple[str, int]
 SILENCE = bytes(FRAME_BYTES)
 _CODECS = ("pcmu", "pcma")
+_FAST_HEADER = struct.Struct("!BHII")  # octets 1-11 of an RTP header
 
 
 def _random_bits(bits: int) -> int:
@@ -564,29 +566,35 @@ class RtpSession:
         Malformed packets are counted and dropped."""
         counters = self.counters
         counters.bytes_received += len(data)
-        packet = self.receiver.parse(data)
-        if packet is None or not self._receiving:
+        if len(data) >= 12 and data[0] == 0x80:  # the usual case: no CSRC, extension, padding
+            second, sequence, timestamp, ssrc = _FAST_HEADER.unpack_from(data, 1)
+            payload = data[12:]
+            marker = second > 0x7F
+            pt = second & 0x7F
+        else:
+            packet = self.receiver.parse(data)
+            if packet is None:
+                return None
+            sequence, timestamp, ssrc = packet.sequence, packet.timestamp, packet.ssrc
+            payload, marker, pt = packet.payload, packet.marker, packet.payload_type
+        if not self._receiving:
             return None
-        pt = packet.payload_type
         codec = self._receive_map.get(pt)
         is_event = pt == self._receive_event_pt
         counters.packets_received += 1
-        src = self.receiver.receive(packet, now, jitter=codec is not None)
+        src = self.receiver.update(ssrc, sequence, timestamp, len(payload), now, codec is not None)
         if src is None:
             if codec is not None:  # hold the probation packet: deliver it if it validates
-                pcm = self._decode(codec, packet.payload)
-                self._probation = (packet.ssrc, packet.sequence, pcm)
+                self._probation = (ssrc, sequence, self._decode(codec, payload))
             return None
         if self._latched is None and self.config.symmetric_rtp:
             self._latched = source
         active = self._active
         if is_event:  # DTMF counts whatever its SSRC (some gateways use their own)
             if src is active:
-                self.jitter.push(packet.sequence, SILENCE)  # keep the audio timeline
+                self.jitter.push(sequence, SILENCE)  # keep the audio timeline
             try:
-                digit = self.dtmf_receiver.receive(
-                    packet.payload, packet.timestamp, ssrc=packet.ssrc, marker=packet.marker
-                )
+                digit = self.dtmf_receiver.receive(payload, timestamp, ssrc=ssrc, marker=marker)
             except RemoteProtocolError:
                 self.receiver.malformed += 1
                 return None
@@ -608,9 +616,9 @@ class RtpSession:
                 self.jitter.push(held[1], held[2])
         self._probation = None
         if codec is not None:
-            self.jitter.push(packet.sequence, self._decode(codec, packet.payload))
+            self.jitter.push(sequence, self._decode(codec, payload))
             return None
-        self.jitter.push(packet.sequence, SILENCE)  # comfort noise, unknown: keep the timeline
+        self.jitter.push(sequence, SILENCE)  # comfort noise, unknown: keep the timeline
         if pt != CN_PAYLOAD_TYPE:
             counters.unknown_payload += 1
         return None

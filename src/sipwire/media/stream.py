@@ -454,10 +454,10 @@ class MediaStream:
         if session is None:
             return
         now = self._loop.time()
-        if now - deadline > self._late_threshold:
-            session.counters.late_sends += 1
         packets, sent = session.send_frame(self._outgoing(), now)
         if packets:
+            if now - deadline > self._late_threshold:
+                session.counters.late_sends += len(packets)
             destination = session.rtp_destination
             if destination is not None:
                 for packet in packets:
