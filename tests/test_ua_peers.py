@@ -97,11 +97,20 @@ async def wait_incoming(ua: UserAgent, timeout: float = 15.0) -> Call:
     return await asyncio.wait_for(first(), timeout)
 
 
-async def packets_flow(call: Call, seconds: float = 0.4) -> bool:
-    """Whether RTP from the peer keeps arriving (counter grows over ``seconds``)."""
-    before = call.statistics().packets_received
-    await asyncio.sleep(seconds)
-    return call.statistics().packets_received > before
+async def rtp_flows(call: Call, *, stopped: bool = False, timeout: float = 5.0) -> bool:
+    """Whether RTP from the peer arrives (the counter grows within 0.3 s), or with
+    ``stopped`` whether it stops (a 0.4 s window without growth) -- polled until
+    ``timeout``, as the peer takes a moment to apply a re-INVITE."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    window = 0.4 if stopped else 0.3
+    while loop.time() < deadline:
+        before = call.statistics().packets_received
+        await asyncio.sleep(window)
+        grew = call.statistics().packets_received > before
+        if grew != stopped:
+            return True
+    return False
 
 
 # ------------------------------------------------------------------------------ baresip
@@ -127,15 +136,17 @@ async def test_sipwire_calls_baresip_audio_dtmf_hold_and_hangs_up(
         await blocking(bob.send_dtmf, "5")
         assert await asyncio.wait_for(anext(call.dtmf()), 10) == "5"
         # hold: our re-INVITE says sendonly, baresip answers recvonly and stops sending
-        assert await packets_flow(call)
+        assert await rtp_flows(call)
         await call.hold()
         assert call.negotiated[0].local_direction is Direction.SENDONLY
         assert call.negotiated[0].remote_direction is Direction.RECVONLY
-        await asyncio.sleep(0.2)  # packets already in flight
-        assert not await packets_flow(call)
+        assert await rtp_flows(call, stopped=True)
+        sent = call.statistics().packets_sent
+        await asyncio.sleep(0.3)
+        assert call.statistics().packets_sent > sent  # we still send (sendonly)
         await call.resume()
         assert call.negotiated[0].remote_direction is Direction.SENDRECV
-        assert await packets_flow(call)
+        assert await rtp_flows(call)
         await call.hangup()
         assert (await call.wait_ended(5)).reason == "local BYE"
         closed = await blocking(bob.wait_event, "CALL_CLOSED")

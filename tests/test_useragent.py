@@ -186,22 +186,26 @@ async def test_hold_and_resume_change_sdp_direction_and_rtp_flow(
     (incoming,) = bob.calls
     await incoming.wait_answered(5)
 
-    async def received_grows(c: Call) -> bool:
-        before = c.statistics().packets_received
-        await asyncio.sleep(0.3)
-        return c.statistics().packets_received > before
+    async def flows(c: Call, *, stopped: bool = False) -> bool:
+        """RTP arrives (the counter grows within 0.3 s), or with ``stopped`` it stops
+        (a 0.4 s window without growth), polled for up to 5 s."""
+        for _ in range(12):
+            before = c.statistics().packets_received
+            await asyncio.sleep(0.4 if stopped else 0.3)
+            if (c.statistics().packets_received > before) != stopped:
+                return True
+        return False
 
-    assert await received_grows(call)
+    assert await flows(call)
     await call.hold()
     assert call.held and not call.remote_held
     assert call.negotiated[0].local_direction is Direction.SENDONLY
     assert incoming.remote_held and incoming.negotiated[0].local_direction is Direction.RECVONLY
-    await asyncio.sleep(0.1)  # packets already in flight
-    assert not await received_grows(call)  # bob stopped sending to us
-    assert await received_grows(incoming)  # we still send (music on hold)
+    assert await flows(call, stopped=True)  # bob stopped sending to us
+    assert await flows(incoming)  # we still send (music on hold)
     await call.resume()
     assert not call.held and call.negotiated[0].local_direction is Direction.SENDRECV
-    assert await received_grows(call)
+    assert await flows(call)
     await call.hangup()
 
 
