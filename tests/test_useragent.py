@@ -387,3 +387,86 @@ async def test_incoming_calls_through_the_server_with_the_iterator(server: Serve
         await call.wait_answered(5)
         await incoming.hangup()
         assert (await call.wait_ended(5)).by == "remote"
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+async def test_register_and_call_over_tcp_and_tls(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
+    from test_transport_support import make_certs
+
+    certs = make_certs(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", certs.ca)  # the server verifies our listeners too
+    config = ServerConfig(
+        listen=[f"{transport}:127.0.0.1:0"], domains=["localhost"], db=str(tmp_path / "s.db")
+    )
+    config.tls.cert, config.tls.key = certs.cert, certs.key
+    srv = Server(config)
+    await srv.start()
+    try:
+        for name, password in USERS.items():
+            await srv.db.users.put_user(
+                UserRecord(
+                    username=name, domain="localhost", ha1=ha1_table(name, "localhost", password)
+                )
+            )
+        tls = {"certfile": certs.cert, "keyfile": certs.key, "tls_ca_file": certs.ca}
+        extra = tls if transport == "tls" else {}
+        address = address_of(srv)
+        async with (
+            ua("alice", password="alice-pw", server=address, transport=transport, **extra) as alice,
+            ua("bob", password="bob-pw", server=address, transport=transport, **extra) as bob,
+        ):
+            assert alice.registered and bob.registered
+            assert bob.contact is not None and f"transport={transport}" in str(bob.contact)
+            bob.on_incoming(lambda call: call.answer())
+            call = await alice.call("sip:bob@localhost")
+            await call.wait_answered(5)
+            await call.send_dtmf("3")
+            (incoming,) = bob.calls
+            assert await asyncio.wait_for(anext(incoming.dtmf()), 5) == "3"
+            await incoming.hangup()
+            assert (await call.wait_ended(5)).by == "remote"
+        assert await bindings(srv, "bob") == []
+    finally:
+        await srv.stop(grace=0.0)
+
+
+async def test_registration_is_refreshed_before_it_expires(tmp_path: pathlib.Path) -> None:
+    config = ServerConfig(
+        listen=["udp:127.0.0.1:0"], domains=["localhost"], db=str(tmp_path / "s.db")
+    )
+    config.registrar.min_expires = 1
+    srv = Server(config)
+    await srv.start()
+    try:
+        await srv.db.users.put_user(
+            UserRecord(
+                username="alice", domain="localhost", ha1=ha1_table("alice", "localhost", "pw")
+            )
+        )
+        seen: list[str] = []
+        agent = ua(
+            "alice",
+            password="pw",
+            server=address_of(srv),
+            expires=2,
+            trace=lambda record: seen.append(record.first_line),
+        )
+
+        def registers() -> int:
+            return sum(line.startswith("REGISTER") for line in seen)
+
+        loop = asyncio.get_running_loop()
+        async with agent:
+            expiry = loop.time() + 2
+            assert getattr(agent.registration_event, "expires", None) == 2
+            first = registers()
+            while registers() == first and loop.time() < expiry + 5:
+                await asyncio.sleep(0.05)  # the refresh is due after 1 s (half of 2 s)
+            assert registers() > first
+            await asyncio.sleep(max(0.0, expiry + 0.5 - loop.time()))  # past the old expiry
+            assert agent.registered
+            assert len(await bindings(srv, "alice")) == 1
+    finally:
+        await srv.stop(grace=0.0)
