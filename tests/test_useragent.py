@@ -470,3 +470,38 @@ async def test_registration_is_refreshed_before_it_expires(tmp_path: pathlib.Pat
             assert len(await bindings(srv, "alice")) == 1
     finally:
         await srv.stop(grace=0.0)
+
+
+async def test_dtmf_by_sip_info_both_ways(pair: tuple[UserAgent, UserAgent]) -> None:
+    alice, bob = pair
+    bob.on_incoming(lambda call: call.answer())
+    call = await alice.call(uri_of(bob))
+    await call.wait_answered(5)
+    (incoming,) = bob.calls
+    await call.send_dtmf("4*", mode="info")
+    digits = incoming.dtmf()
+    assert [await anext(digits), await anext(digits)] == ["4", "*"]
+    assert incoming.statistics().dtmf_received == 0  # not RFC 4733: SIP INFO
+    await incoming.send_dtmf("B", mode="info")
+    assert await asyncio.wait_for(anext(call.dtmf()), 5) == "B"
+    with pytest.raises(LocalProtocolError):
+        await call.send_dtmf("12x")
+    await call.hangup()
+
+
+async def test_early_media_announcement_before_answering(
+    pair: tuple[UserAgent, UserAgent], tmp_path: pathlib.Path
+) -> None:
+    alice, bob = pair
+    call = await alice.call(uri_of(bob))
+    heard = call.record(tmp_path / "early.wav", max_seconds=1.0)
+    incoming = await wait_for_call(bob)
+    await incoming.ring(183, early_media=True)
+    await call.wait_media(5)  # the caller's audio starts with the 183
+    assert not call.answered and call.progress_status == 183
+    await incoming.play_tone(700, seconds=1.2)
+    assert await asyncio.wait_for(heard, 5) >= 0.9
+    assert dominant_frequency(tmp_path / "early.wav") == pytest.approx(700, abs=10)
+    await incoming.answer()
+    await call.wait_answered(5)
+    await call.hangup()

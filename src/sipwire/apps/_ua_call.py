@@ -181,6 +181,7 @@ class Call:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._no_response: str | None = None  # "no response from ..." if that ended it
         self._record_tasks: list[asyncio.Task[float]] = []
+        self._requests: dict[tuple[int, str], asyncio.Future[Response]] = {}
         #: Called with every event of the session (for logging, tests).
         self.on_event: Callable[[Event], None] | None = None
         if stream is not None:
@@ -272,10 +273,18 @@ class Call:
         self._ua._drain(self)
         await self.wait_answered()
 
-    async def ring(self, status: int = 180) -> None:
-        """Send a provisional response (180 Ringing by default) to an incoming call."""
-        self.session.ring(self._now(), status=status)
+    async def ring(self, status: int = 180, *, early_media: bool = False) -> None:
+        """Send a provisional response to an incoming call (180 Ringing by default; the
+        user agent already sent one unless made with ``ring=False``).  With
+        ``early_media`` (183 Session Progress, say) it carries our SDP answer and the
+        call's audio starts at once: :meth:`play` an announcement before answering."""
+        if self.direction != "incoming":
+            raise LocalProtocolError("only an incoming call rings")
+        self.session.ring(self._now(), status=status, early_media=early_media)
         self._ua._drain(self)
+        media = self.session.media
+        if early_media and media is not None and media.negotiated:
+            self._apply_media(media.negotiated)
 
     async def reject(self, status: int = 486, reason: str | None = None) -> None:
         """Refuse an incoming call: 486 Busy Here (default), 603 Decline, 480..."""
@@ -410,12 +419,50 @@ class Call:
         with contextlib.suppress(LocalProtocolError):  # closed meanwhile
             await stream.write_frame(pcm)
 
-    async def send_dtmf(self, digits: str, *, duration: float | None = None) -> None:
-        """Send DTMF (``0-9 * # A-D``): RFC 4733 telephone-events when the peer offered
-        them, else in-band tones.  Returns once the last digit has been sent."""
+    async def send_dtmf(
+        self,
+        digits: str,
+        *,
+        duration: float | None = None,
+        mode: Literal["rtp", "info"] = "rtp",
+    ) -> None:
+        """Send DTMF (``0-9 * # A-D``).  ``mode="rtp"`` (default): RFC 4733
+        telephone-events when the peer offered them, else in-band tones; returns once
+        the last digit has been sent.  ``mode="info"``: one SIP INFO per digit
+        (``application/dtmf-relay``), each waiting for the peer's response;
+        :class:`UserAgentError` if the peer refuses one."""
+        bad = sorted({d for d in digits.upper() if d not in "0123456789*#ABCD"})
+        if bad:
+            raise LocalProtocolError(f"not DTMF digits: {''.join(bad)!r}")
+        if mode == "info":
+            await self._send_info_dtmf(digits.upper(), duration or 0.1)
+            return
         stream = await self._stream()
         if stream is not None:
             await stream.send_dtmf(digits, duration=duration)
+
+    async def _send_info_dtmf(self, digits: str, duration: float) -> None:
+        if not self.answered:
+            await self.wait_answered()
+        for digit in digits:
+            if self.ended:
+                return
+            body = f"Signal={digit}\r\nDuration={round(duration * 1000)}\r\n".encode()
+            request = self.session.send_request(
+                "INFO", self._now(), body=body, content_type="application/dtmf-relay"
+            )
+            waiter: asyncio.Future[Response] = self._loop.create_future()
+            self._requests[(request.cseq.seq, "INFO")] = waiter
+            self._ua._drain(self)
+            done = await _first([waiter, self._ended], None)
+            self._requests.pop((request.cseq.seq, "INFO"), None)
+            if waiter not in done:
+                return  # the call ended
+            response = waiter.result()
+            if response.status >= 300:
+                raise UserAgentError(
+                    f"the peer refused the INFO: {response.status} {response.reason}"
+                )
 
     async def dtmf(self) -> AsyncIterator[str]:
         """Digits the peer sends (RFC 4733 or SIP INFO), each once, until the call ends."""
@@ -486,7 +533,10 @@ class Call:
             self.session.accept_reinvite(self._now())
             self._ua._drain(self)
         elif isinstance(event, InDialogResponse):
-            pass
+            cseq = event.request.cseq
+            waiter = self._requests.get((cseq.seq, cseq.method))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event.response)
         elif isinstance(event, SessionEnded):
             self._on_ended(event)
 

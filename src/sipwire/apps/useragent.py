@@ -436,6 +436,9 @@ class UserAgent:
 
     # ------------------------------------------------------------------ calls
 
+    def _live_calls(self) -> int:
+        return sum(not c.ended for c in self._calls.values())
+
     @property
     def calls(self) -> list[Call]:
         """The calls not yet forgotten (ended ones linger 64*T1 to absorb retransmissions)."""
@@ -468,8 +471,8 @@ class UserAgent:
         domain) and return the :class:`Call` at once; :meth:`Call.wait_answered` waits
         for the answer."""
         self._check_running()
-        if len(self._calls) >= self.max_calls:
-            raise UserAgentError(f"already {len(self._calls)} calls (max_calls)")
+        if self._live_calls() >= self.max_calls:
+            raise UserAgentError(f"already {self._live_calls()} calls (max_calls)")
         uri = self._target(target)
         assert self.contact is not None
         stream, media = await self._open_media()
@@ -756,7 +759,7 @@ class UserAgent:
         if self._closing:
             await tx.respond(503, headers=[("Retry-After", "5")])
             return
-        if len(self._calls) >= self.max_calls:
+        if self._live_calls() >= self.max_calls:
             await tx.respond(486)
             return
         assert self.contact is not None
