@@ -598,7 +598,9 @@ class Endpoint:
         else:
             self.txl.send_response(core, response, now)
         if retransmit_2xx and core.is_invite and 200 <= response.status < 300:
-            self.uas2xx.start(response, peer=tx.source, reliable=tx.source.reliable, now=now)
+            self.uas2xx.start(
+                response, peer=tx.source, reliable=tx.source.reliable, now=now, owner=tx
+            )
         self._pump()
 
     def _cancel(self, core: CoreClientTransaction) -> None:
@@ -773,12 +775,9 @@ class Endpoint:
             if taken:
                 return
         if isinstance(message, Request) and message.method == "ACK":
-            pending = self.uas2xx.acknowledge(message)
-            if pending is not None:
-                for tx in self._servers.values():
-                    if tx.final is pending:
-                        tx.acked.set()
-                        break
+            pending = self.uas2xx.acknowledge_pending(message)
+            if pending is not None and isinstance(pending.owner, ServerTransaction):
+                pending.owner.acked.set()
         try:
             self.txl.receive(message, peer=source, reliable=source.reliable, now=self.now())
         except RemoteProtocolError as exc:

@@ -44,6 +44,9 @@ class Pending2xx:
     deadline: float
     retransmissions: int = 0
     token: int = field(default=0)
+    #: Whatever the caller passed to :meth:`TwoXXRetransmitter.start` (the shell's
+    #: server-transaction handle), handed back by :meth:`~TwoXXRetransmitter.acknowledge_pending`.
+    owner: object = None
 
 
 class TwoXXRetransmitter:
@@ -67,9 +70,18 @@ class TwoXXRetransmitter:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def start(self, response: Response, *, peer: Hashable, reliable: bool, now: float) -> None:
+    def start(
+        self,
+        response: Response,
+        *,
+        peer: Hashable,
+        reliable: bool,
+        now: float,
+        owner: object = None,
+    ) -> None:
         """Track a 2xx just sent. Over a reliable transport it is not retransmitted, but
-        the 64*T1 wait for the ACK still runs (§13.3.1.4)."""
+        the 64*T1 wait for the ACK still runs (§13.3.1.4). ``owner`` is kept with it
+        (see :meth:`acknowledge_pending`)."""
         key = ack_key(response)
         token = next(self._tokens)
         interval = float("inf") if reliable else self.t1
@@ -84,6 +96,7 @@ class TwoXXRetransmitter:
             interval=interval,
             deadline=deadline,
             token=token,
+            owner=owner,
         )
         heapq.heappush(self._heap, (deadline, token, key))
 
@@ -91,6 +104,10 @@ class TwoXXRetransmitter:
         """The ACK ``ack`` arrived: stop retransmitting; returns the 2xx it acknowledged."""
         pending = self._pending.pop(ack_key(ack), None)
         return None if pending is None else pending.response
+
+    def acknowledge_pending(self, ack: Request) -> Pending2xx | None:
+        """Like :meth:`acknowledge`, but returns the whole entry (with its ``owner``)."""
+        return self._pending.pop(ack_key(ack), None)
 
     def is_pending(self, key: AckKey) -> bool:
         return key in self._pending
