@@ -431,3 +431,45 @@ def test_bad_hook_spec_is_a_configuration_error(spec: str) -> None:
 
     with pytest.raises(LocalProtocolError):
         load_hook(spec)
+
+
+async def test_wildcard_listener_recognises_this_hosts_addresses() -> None:
+    """With ``udp:0.0.0.0:PORT`` every local address at that port is ours (Route popping,
+    loop detection), remote ones are not. (No wildcard socket is bound here.)"""
+    from sipwire.aio._transport_common import Listener
+    from sipwire.aio.transport import TransportLayer
+    from sipwire.apps.proxy import Proxy
+
+    class FakeEndpoint:
+        transport = TransportLayer(on_message=lambda message, source: None)
+        listeners = (
+            Listener(
+                transport="UDP",
+                host="0.0.0.0",
+                port=5090,
+                advertised_host="0.0.0.0",
+                advertised_port=5090,
+            ),
+        )
+
+    class NoLocation:
+        async def lookup(self, aor: str) -> list[object]:
+            return []
+
+    proxy = Proxy(FakeEndpoint(), domains=[DOMAIN], location=NoLocation())  # type: ignore[arg-type]
+    assert proxy.is_our_address("127.0.0.1", 5090)
+    assert not proxy.is_our_address("127.0.0.1", 5091)
+    assert not proxy.is_our_address("192.0.2.77", 5090)  # TEST-NET: not this host
+    assert not proxy.is_our_address("gw.example.net", 5090)
+
+
+async def test_udp_binding_from_its_own_address_is_reached_at_its_contact() -> None:
+    """A REGISTER sent from the contact's own IP (a third party registering a UAS on the
+    same host, e.g. sipsak for SIPp) is no NAT: the contact's port is used, not the
+    REGISTER's source port."""
+    async with Net() as net:
+        bob = await net.ua("bob")
+        await net.bind("bob", bob, source="UDP 127.0.0.1:9")  # the registering tool's port
+        msg = request(net.uac.ep, "MESSAGE", BOB)
+        resp = await net.uac.ep.request(msg, destination=net.proxy_dest(), timeout=WAIT)
+        assert resp.status == 200 and bob.last("MESSAGE").uri_text == bob.uri()

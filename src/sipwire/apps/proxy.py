@@ -37,10 +37,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Literal, Protocol
 
 from sipwire.aio._transport_common import (
-    DEFAULT_PORTS,
     Destination,
     Listener,
     Source,
+    is_ip,
     normalize_ip,
     parse_hostport,
 )
@@ -250,12 +250,18 @@ class Proxy:
         h = normalize_ip(host)
         for listener in self._listeners():
             ports = {listener.port, listener.advertised_port}
-            wanted = port if port is not None else DEFAULT_PORTS[listener.transport]
-            if wanted in ports and h in (
-                normalize_ip(listener.host),
-                normalize_ip(listener.advertised_host),
-            ):
+            # A port-less URI naming our address is taken as ours whatever our port:
+            # sipsak drops the port from URIs, and a phone configured with the server's
+            # address alone means the server.
+            if port is not None and port not in ports:
+                continue
+            if h in (normalize_ip(listener.host), normalize_ip(listener.advertised_host)):
                 return True
+            if listener.host in _WILDCARDS and listener.advertised_host in _WILDCARDS:
+                # A wildcard listener: any address of this host is ours. The kernel routes
+                # to a local address from that same address (cached by the transport).
+                if is_ip(h) and self.endpoint.transport._route_ip(h) == h:
+                    return True
         for alias_host, alias_port in self._aliases:
             if h == alias_host and (alias_port is None or port is None or port == alias_port):
                 return True
@@ -604,7 +610,7 @@ class Proxy:
         destinations: tuple[Destination, ...] = ()
         fallback = False
         source = parse_source(binding.source) if not route else None
-        if source is not None:
+        if source is not None and _behind_nat(uri, source):
             destinations = (source,)
             fallback = source.transport != "UDP"
         return Target(
@@ -821,3 +827,20 @@ class Proxy:
     async def handle_response(self, response: Response, source: Source) -> None:
         """A response without a client transaction, forwarded by its Via (§16.7, §16.11)."""
         await self._stateless.response(response, source)
+
+
+def _behind_nat(contact: SipURI, source: Destination) -> bool:
+    """Whether to send to where the REGISTER came from instead of the Contact.
+
+    Over TCP/TLS/WS the registered connection is the only sure way back (a phone behind
+    NAT cannot accept connections), so it is tried first. Over UDP only when the Contact's
+    IP differs from the REGISTER's source IP (NAT rewrote it, RFC 3581 territory) or the
+    Contact is not an IP at all: a third party registering someone else's contact from
+    the same host (sipsak registering a SIPp UAS) must not have its own port used.
+    """
+    if source.transport != "UDP":
+        return True
+    host = contact.host.strip("[]")
+    if not is_ip(host):
+        return True
+    return normalize_ip(host) != normalize_ip(source.host)
