@@ -20,7 +20,11 @@ threads per stream (a sender that sleeps between packets and a receiver that pol
 non-blocking socket every 10 ms) and 8-bit audio through audioop, so only CPU%, packet
 rates and loss can be compared; it has no late-packet or jitter statistics.
 
-Every child process is stopped at the end of its step (terminate, then kill).
+pyVoIP runs are capped at --pyvoip-max streams (default 200): at 400 streams its 1,600
+threads per process pair saturate a small machine for everyone.
+
+Every child process is stopped at the end of its step (terminate, then kill), also when
+the orchestrator is interrupted.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import asyncio
 import json
 import os
 import resource
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -103,20 +109,23 @@ async def _sipwire_child(n: int, seconds: float, warmup: float) -> None:
 # --------------------------------------------------------------------------- pyVoIP child
 
 
-def _free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+def _free_ports(count: int, first: int) -> list[int]:
+    """``count`` even ports from ``first`` on (below the ephemeral range, a different
+    range per process) that are free now; pyVoIP binds them itself."""
+    ports: list[int] = []
+    port = first
+    while len(ports) < count and port < first + 10000:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind((HOST, port))
+                ports.append(port)
+            except OSError:
+                pass
+        port += 2
+    return ports
 
 
-def _pyvoip_child(n: int, seconds: float, warmup: float) -> None:
+def _pyvoip_child(n: int, seconds: float, warmup: float, first_port: int) -> None:
     import warnings
 
     warnings.simplefilter("ignore")
@@ -129,7 +138,7 @@ def _pyvoip_child(n: int, seconds: float, warmup: float) -> None:
             received[0] += 1
             super().parse_packet(packet)
 
-    ports = _free_ports(n)
+    ports = _free_ports(n, first_port)
     _emit({"ports": ports})
     peer_ports = json.loads(sys.stdin.readline())["ports"]
     clients = [
@@ -159,7 +168,7 @@ def _pyvoip_child(n: int, seconds: float, warmup: float) -> None:
 # --------------------------------------------------------------------------- orchestration
 
 
-def _spawn(impl: str, n: int, args: argparse.Namespace) -> subprocess.Popen[str]:
+def _spawn(impl: str, n: int, args: argparse.Namespace, first_port: int) -> subprocess.Popen[str]:
     cmd = [
         sys.executable,
         os.path.abspath(__file__),
@@ -173,17 +182,22 @@ def _spawn(impl: str, n: int, args: argparse.Namespace) -> subprocess.Popen[str]
         str(args.warmup),
         "--loop",
         args.loop,
+        "--first-port",
+        str(first_port),
     ]
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
 def _read(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    """The child's next JSON line, waiting at most ``timeout`` seconds."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line:
-            return dict(json.loads(line))
+    while (remaining := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([proc.stdout], [], [], min(remaining, 1.0))
+        if ready:
+            line = proc.stdout.readline()
+            if line:
+                return dict(json.loads(line))
         if proc.poll() is not None:
             raise RuntimeError(f"child exited with {proc.returncode}")
     raise TimeoutError("child did not answer")
@@ -200,8 +214,8 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def run_step(impl: str, n: int, args: argparse.Namespace) -> list[dict[str, float]]:
-    a = _spawn(impl, n, args)
-    b = _spawn(impl, n, args)
+    a = _spawn(impl, n, args, 10000)
+    b = _spawn(impl, n, args, 20000)
     try:
         ports_a = _read(a, 60)["ports"]
         ports_b = _read(b, 60)["ports"]
@@ -240,6 +254,13 @@ def main() -> None:
     parser.add_argument("--impl", choices=["sipwire", "pyvoip", "both"], default="sipwire")
     parser.add_argument("--child", choices=["sipwire", "pyvoip"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--first-port", type=int, default=10000, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pyvoip-max",
+        type=int,
+        default=200,
+        help="largest N run with pyVoIP (2 threads per stream; default 200)",
+    )
     args = parser.parse_args()
     _raise_fd_limit()
     if args.child == "sipwire":
@@ -250,13 +271,18 @@ def main() -> None:
         asyncio.run(_sipwire_child(args.n, args.seconds, args.warmup))
         return
     if args.child == "pyvoip":
-        _pyvoip_child(args.n, args.seconds, args.warmup)
+        _pyvoip_child(args.n, args.seconds, args.warmup, args.first_port)
         return
+    # SIGTERM (e.g. from `timeout`) unwinds through run_step's finally: children stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     impls = ["sipwire", "pyvoip"] if args.impl == "both" else [args.impl]
     print(f"loop={args.loop} window={args.seconds}s warm-up={args.warmup}s cpus={os.cpu_count()}")
     print("impl         N side   CPU%  sent/s  recv/s  late_tx  skip   lost late_rx")
     for impl in impls:
         for n in (int(x) for x in args.streams.split(",")):
+            if impl == "pyvoip" and n > args.pyvoip_max:
+                print(f"{impl:<8} {n:>5}  skipped: {2 * n} threads per process (--pyvoip-max)")
+                continue
             results = run_step(impl, n, args)
             for side, r in zip("AB", results, strict=True):
                 print(_row(impl, n, side, r, args.seconds), flush=True)
