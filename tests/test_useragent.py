@@ -505,3 +505,17 @@ async def test_early_media_announcement_before_answering(
     await incoming.answer()
     await call.wait_answered(5)
     await call.hangup()
+
+
+async def test_call_over_ipv6_loopback() -> None:
+    async with ua("alice", listen="[::1]:0") as alice, ua("bob", listen="[::1]:0") as bob:
+        bob.on_incoming(lambda call: call.answer())
+        host, port = bob.local_address
+        call = await alice.call(f"sip:bob@[{host}]:{port}")
+        await call.wait_answered(5)
+        assert call.negotiated[0].remote_address == "::1"
+        assert await call.wait_media(5)
+        (incoming,) = bob.calls
+        await call.send_dtmf("0")
+        assert await asyncio.wait_for(anext(incoming.dtmf()), 5) == "0"
+        await call.hangup()
