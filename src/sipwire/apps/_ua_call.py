@@ -589,7 +589,12 @@ class Call:
             if self._no_response:
                 error: Exception = NoResponseError(self._no_response, method="INVITE")
             else:
-                error = CallFailed(event.status, phrase or event.reason.value, uri=self.remote)
+                error = CallFailed(
+                    event.status,
+                    phrase or event.reason.value,
+                    uri=self.remote,
+                    incoming=self.direction == "incoming",
+                )
             self._answered.set_exception(error)
             self._answered.exception()  # retrieved: no "never retrieved" warning
         if not self._ended.done():
@@ -613,7 +618,14 @@ class Call:
         if not self._ended.done():
             self._ended.set_result(CallEnd(reason="user agent closed", by="local"))
         if not self._answered.done():
-            self._answered.set_exception(CallFailed(None, "user agent closed", uri=self.remote))
+            self._answered.set_exception(
+                CallFailed(
+                    None,
+                    "user agent closed",
+                    uri=self.remote,
+                    incoming=self.direction == "incoming",
+                )
+            )
             self._answered.exception()
         self._add_digit_end()
         for task in list(self._tasks):

@@ -50,10 +50,12 @@ class CallFailed(UserAgentError):
     Here, 603 Decline, 404 Not Found, 480, 487 after a CANCEL...) or None when it never
     got one.  Raised by :meth:`Call.wait_answered`."""
 
-    def __init__(self, status: int | None, reason: str, *, uri: str = "") -> None:
-        where = f" calling {uri}" if uri else ""
+    def __init__(
+        self, status: int | None, reason: str, *, uri: str = "", incoming: bool = False
+    ) -> None:
+        where = f" {'from' if incoming else 'to'} {uri}" if uri else ""
         text = f"{status} {reason}" if status is not None else reason
-        super().__init__(f"call failed{where}: {text}")
+        super().__init__(f"call{where} failed: {text}")
         self.status = status
         self.reason = reason
         self.uri = uri
