@@ -52,6 +52,9 @@ async def test_validation_statuses() -> None:
         assert (await uac.request(mail, destination=dest, timeout=WAIT)).status == 416
         hops = request(uac, "MESSAGE", BOB, Max_Forwards="0")
         assert (await uac.request(hops, destination=dest, timeout=WAIT)).status == 483
+        bad = request(uac, "MESSAGE", BOB, Max_Forwards="abc")
+        resp = await uac.request(bad, destination=dest, timeout=WAIT)
+        assert resp.status == 400 and "Max-Forwards" in resp.reason
         ext = request(uac, "MESSAGE", BOB, Proxy_Require="foo, bar")
         resp = await uac.request(ext, destination=dest, timeout=WAIT)
         assert resp.status == 420 and resp.headers.get("Unsupported") == "foo, bar"
