@@ -49,3 +49,13 @@ def test_layers_import_only_downward(layer: str) -> None:
 
 def test_core_has_files() -> None:
     assert len(CORE_FILES) >= 2
+
+
+def test_public_names_resolve() -> None:
+    """Every name in ``sipwire.__all__`` imports (the lazy table and ``__all__`` agree)."""
+    import sipwire
+
+    lazy = set(sipwire._LAZY)
+    assert lazy <= set(sipwire.__all__)
+    for name in sipwire.__all__:
+        assert getattr(sipwire, name) is not None, name

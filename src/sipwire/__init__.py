@@ -33,9 +33,34 @@ _LAZY: dict[str, str] = {
     "CallFailed": "sipwire.apps.useragent",
     "AuthenticationError": "sipwire.apps.useragent",
     "NoResponseError": "sipwire.apps.useragent",
+    "Endpoint": "sipwire.aio.endpoint",
 }
 
-__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError", "__version__", *_LAZY]
+__all__ = [
+    "AbsoluteURI",
+    "Address",
+    "AuthenticationError",
+    "Call",
+    "CallFailed",
+    "Endpoint",
+    "Headers",
+    "Limits",
+    "LocalProtocolError",
+    "Message",
+    "NoResponseError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Request",
+    "Response",
+    "SessionDescription",
+    "SipURI",
+    "StreamParser",
+    "TelURI",
+    "UserAgent",
+    "__version__",
+    "parse_message",
+    "parse_uri",
+]
 
 
 def __getattr__(name: str) -> Any:
