@@ -62,9 +62,7 @@ class RegistrarSection:
 @dataclass(slots=True, kw_only=True)
 class AuthSection:
     algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
-    md5_only_user_agents: list[str] = field(
-        default_factory=lambda: ["baresip", "sipp", "sipsak"]
-    )
+    md5_only_user_agents: list[str] = field(default_factory=lambda: ["baresip", "sipp", "sipsak"])
     nonce_lifetime: int = 300
 
 

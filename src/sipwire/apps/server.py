@@ -153,6 +153,7 @@ class Server:
         if self._expiry is not None:
             self._expiry.cancel()
         await self.endpoint.close(grace=grace)
+        await self.proxy.close()
         await self.db.close()
         self._stopped.set()
 
