@@ -58,13 +58,27 @@ def parse_transport(name: str) -> str:
     return upper
 
 
+#: Host texts whose answers :func:`is_ip` and :func:`normalize_ip` remember (they run for
+#: every datagram and every response sent); each cache is emptied when it is full.
+IP_CACHE_SIZE: Final = 4096
+_is_ip_cache: dict[str, bool] = {}
+_normalized_cache: dict[str, str] = {}
+
+
 def is_ip(host: str) -> bool:
     """True if ``host`` is an IPv4 or IPv6 literal (brackets allowed)."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    answer = _is_ip_cache.get(host)
+    if answer is None:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            answer = False
+        else:
+            answer = True
+        if len(_is_ip_cache) >= IP_CACHE_SIZE:
+            _is_ip_cache.clear()
+        _is_ip_cache[host] = answer
+    return answer
 
 
 def normalize_ip(host: str) -> str:
@@ -72,6 +86,16 @@ def normalize_ip(host: str) -> str:
 
     Non-IP text (a domain name) is returned lower-cased.
     """
+    answer = _normalized_cache.get(host)
+    if answer is None:
+        answer = _normalize_ip(host)
+        if len(_normalized_cache) >= IP_CACHE_SIZE:
+            _normalized_cache.clear()
+        _normalized_cache[host] = answer
+    return answer
+
+
+def _normalize_ip(host: str) -> str:
     bare = host.strip("[]")
     try:
         addr = ipaddress.ip_address(bare.split("%", 1)[0])

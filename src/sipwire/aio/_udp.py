@@ -44,7 +44,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self.local = (normalize_ip(sockname[0]), int(sockname[1]))
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        remote = (normalize_ip(str(addr[0])), int(str(addr[1])))
+        host, port = addr[0], addr[1]
+        remote = (
+            normalize_ip(host if type(host) is str else str(host)),
+            port if type(port) is int else int(str(port)),
+        )
         self._owner.datagram_received(self, data, remote)
 
     def error_received(self, exc: Exception) -> None:

@@ -137,12 +137,41 @@ class ServerTransaction:
         self.source = source
         self.to_tag: str = endpoint.new_tag()
         core.to_tag = self.to_tag
-        #: Set when a CANCEL matched this INVITE (the endpoint answered the CANCEL 200).
-        self.cancelled = asyncio.Event()
         #: The final response sent, once there is one.
         self.final: Response | None = None
-        #: For an INVITE answered 2xx: set when its ACK arrives (§13.3.1.4).
-        self.acked = asyncio.Event()
+        # The two events are made on first use: most transactions never need them.
+        self._cancelled: asyncio.Event | None = None
+        self._acked: asyncio.Event | None = None
+        self._was_cancelled = False
+        self._was_acked = False
+
+    @property
+    def cancelled(self) -> asyncio.Event:
+        """Set when a CANCEL matched this INVITE (the endpoint answered the CANCEL 200)."""
+        if self._cancelled is None:
+            self._cancelled = asyncio.Event()
+            if self._was_cancelled:
+                self._cancelled.set()
+        return self._cancelled
+
+    @property
+    def acked(self) -> asyncio.Event:
+        """For an INVITE answered 2xx: set when its ACK arrives (§13.3.1.4)."""
+        if self._acked is None:
+            self._acked = asyncio.Event()
+            if self._was_acked:
+                self._acked.set()
+        return self._acked
+
+    def _set_cancelled(self) -> None:
+        self._was_cancelled = True
+        if self._cancelled is not None:
+            self._cancelled.set()
+
+    def _set_acked(self) -> None:
+        self._was_acked = True
+        if self._acked is not None:
+            self._acked.set()
 
     @property
     def method(self) -> str:
@@ -179,8 +208,20 @@ class ServerTransaction:
         body: bytes = b"",
     ) -> Response:
         """Build and send a response; returns it."""
+        return self.respond_nowait(status, reason, headers=headers, body=body)
+
+    def respond_nowait(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Response:
+        """:meth:`respond` for synchronous handlers: the response is handed to the
+        transaction (and so to the transport) before this returns; returns it."""
         response = self.make_response(status, reason, headers=headers, body=body)
-        await self.send(response)
+        self.send_nowait(response)
         return response
 
     async def send(self, response: Response, *, retransmit_2xx: bool = True) -> None:
@@ -191,6 +232,10 @@ class ServerTransaction:
         downstream UAS retransmits, §16.7). A second final response is refused
         (LocalProtocolError), except further 2xx to an INVITE (forking proxies).
         """
+        self.send_nowait(response, retransmit_2xx=retransmit_2xx)
+
+    def send_nowait(self, response: Response, *, retransmit_2xx: bool = True) -> None:
+        """:meth:`send` for synchronous handlers (same rules and errors)."""
         if self.final is not None and not (
             self.core.is_invite and 200 <= response.status < 300 and self.final.status < 300
         ):
@@ -348,6 +393,7 @@ class Endpoint:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+        self._pumping = False
         self.stats: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------------ lifecycle
@@ -388,7 +434,8 @@ class Endpoint:
         return self.transport.listeners
 
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        loop = self._loop
+        return loop.time() if loop is not None else asyncio.get_running_loop().time()
 
     def new_tag(self) -> str:
         return self._token()
@@ -471,29 +518,51 @@ class Endpoint:
             _log.error("endpoint task failed", exc_info=task.exception())
 
     def _pump(self) -> None:
-        now = self.now()
-        for out in self.txl.outgoing():
-            self._queue_send(out.message, out.peer, out.key)
-        for event in self.txl.events():
-            try:
-                self._dispatch(event)
-            except Exception:
-                _log.exception("while handling %s", type(event).__name__)
-        self._rearm(now)
+        """Drain the core: its queued messages (sent in order per peer), then its events.
 
-    def _rearm(self, now: float) -> None:
+        Re-entrant calls (a synchronous handler answering from inside ``_dispatch``) only
+        mark more work: the outermost call keeps draining until the core is empty, so
+        messages still leave in the order the core queued them."""
+        if self._pumping:
+            return
+        self._pumping = True
+        txl = self.txl
+        try:
+            while True:
+                outgoing = txl.outgoing()
+                events = txl.events()
+                if not outgoing and not events:
+                    break
+                for out in outgoing:
+                    self._queue_send(out.message, out.peer, out.key)
+                for event in events:
+                    try:
+                        self._dispatch(event)
+                    except Exception:
+                        _log.exception("while handling %s", type(event).__name__)
+        finally:
+            self._pumping = False
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """Make the one timer handle fire no later than the earliest core deadline.
+
+        A timer already armed for an earlier time is left alone (it fires, finds nothing
+        due and re-arms): under load every input pushes deadlines later, so this avoids
+        a cancel + ``call_at`` per message."""
         deadline = self.txl.next_deadline()
         other = self.uas2xx.next_deadline()
         if other is not None and (deadline is None or other < deadline):
             deadline = other
-        if deadline == self._timer_at and self._timer is not None:
+        if deadline is None or self._loop is None:
             return
         if self._timer is not None:
+            assert self._timer_at is not None
+            if self._timer_at <= deadline:
+                return
             self._timer.cancel()
-            self._timer = None
         self._timer_at = deadline
-        if deadline is not None and self._loop is not None:
-            self._timer = self._loop.call_at(max(deadline, now), self._on_timer)
+        self._timer = self._loop.call_at(max(deadline, self._loop.time()), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -512,7 +581,27 @@ class Endpoint:
     # ------------------------------------------------------------------ sending
 
     def _queue_send(self, message: Request | Response, peer: Any, key: Any) -> None:
-        """Send in order per peer: each send waits for the previous one to that peer."""
+        """Send in order per peer.
+
+        When nothing is in flight to ``peer`` and no connect or DNS lookup is needed (UDP
+        to an IP address, an open connection), the message is written at once; otherwise
+        it goes into a per-peer chain of tasks, each waiting for the previous one."""
+        if peer not in self._send_chains:
+            try:
+                if isinstance(peer, Source):
+                    assert isinstance(message, Response)
+                    flow = self.transport.send_response_nowait(message, peer)
+                else:
+                    flow = self.transport.send_nowait(message, peer)
+            except (TransportError, OSError, RemoteProtocolError) as exc:
+                # Report it from the loop, not from inside the pump that is sending.
+                self._send_failed(message, peer, key, exc, deferred=True)
+                return
+            if flow is not None:
+                self._count_out(message)
+                if self._tracing():
+                    self._emit_trace("out", flow.transport, flow.remote, message)
+                return
         previous = self._send_chains.get(peer)
         task = asyncio.ensure_future(self._send_after(previous, message, peer, key))
         self._send_chains[peer] = task
@@ -538,14 +627,32 @@ class Endpoint:
             else:
                 flow = await self.transport.send(message, peer)
         except (TransportError, OSError, RemoteProtocolError) as exc:
-            self.stats["send_errors"] += 1
-            _log.info("send %s to %s failed: %s", _first_line(message), peer, exc)
-            if key is not None:
-                self.txl.transport_error(key, self.now())
-                self._pump()
+            self._send_failed(message, peer, key, exc, deferred=False)
             return
         self._count_out(message)
         self._emit_trace("out", flow.transport, flow.remote, message)
+
+    def _send_failed(
+        self,
+        message: Request | Response,
+        peer: Any,
+        key: Any,
+        exc: BaseException,
+        *,
+        deferred: bool,
+    ) -> None:
+        self.stats["send_errors"] += 1
+        _log.info("send %s to %s failed: %s", _first_line(message), peer, exc)
+        if key is None:
+            return
+        if deferred and self._loop is not None:
+            self._loop.call_soon(self._transport_error, key)
+        else:
+            self._transport_error(key)
+
+    def _transport_error(self, key: Any) -> None:
+        self.txl.transport_error(key, self.now())
+        self._pump()
 
     def _count_out(self, message: Request | Response) -> None:
         if isinstance(message, Request):
@@ -553,10 +660,13 @@ class Endpoint:
         else:
             self.stats[f"responses_out.{message.status // 100}xx"] += 1
 
+    def _tracing(self) -> bool:
+        return self.trace is not None or _trace_log.isEnabledFor(logging.DEBUG)
+
     def _emit_trace(
         self, direction: str, transport: str, remote: tuple[str, int], message: Request | Response
     ) -> None:
-        if self.trace is None and not _trace_log.isEnabledFor(logging.DEBUG):
+        if not self._tracing():
             return
         first = _first_line(message)
         if _trace_log.isEnabledFor(logging.DEBUG):
@@ -765,7 +875,8 @@ class Endpoint:
         else:
             self.stats[f"responses_in.{message.status // 100}xx"] += 1
             # §18.1.2: a response whose top Via sent-by is not ours is discarded.
-        self._emit_trace("in", source.transport, source.remote, message)
+        if self._tracing():
+            self._emit_trace("in", source.transport, source.remote, message)
         if isinstance(message, Request) and self._stateless_handler is not None:
             try:
                 taken = self._stateless_handler(message, source)
@@ -777,7 +888,7 @@ class Endpoint:
         if isinstance(message, Request) and message.method == "ACK":
             pending = self.uas2xx.acknowledge_pending(message)
             if pending is not None and isinstance(pending.owner, ServerTransaction):
-                pending.owner.acked.set()
+                pending.owner._set_acked()
         try:
             self.txl.receive(message, peer=source, reliable=source.reliable, now=self.now())
         except RemoteProtocolError as exc:
@@ -840,7 +951,7 @@ class Endpoint:
             self._on_cancel(event)
         elif isinstance(event, MergedRequest):
             tx = self._wrap_server(event.transaction)
-            self._spawn(tx.respond(482, "Loop Detected"))
+            tx.respond_nowait(482, "Loop Detected")
         elif isinstance(event, StrayResponse):
             if self._stray_handler is not None and isinstance(event.peer, Source):
                 self._call(self._stray_handler, event.response, event.peer)
@@ -882,9 +993,9 @@ class Endpoint:
         handler = self._handlers.get(request.method) or self._default_handler
         if handler is None:
             if request.method in KNOWN_METHODS:
-                self._spawn(tx.respond(405, headers=[("Allow", ", ".join(self.allowed_methods()))]))
+                tx.respond_nowait(405, headers=[("Allow", ", ".join(self.allowed_methods()))])
             else:
-                self._spawn(tx.respond(501, headers=[("Allow", ", ".join(self.allowed_methods()))]))
+                tx.respond_nowait(501, headers=[("Allow", ", ".join(self.allowed_methods()))])
             return
         self._call(handler, request, tx, tx=tx)
 
@@ -896,14 +1007,14 @@ class Endpoint:
             if handler is not None:
                 self._call(handler, event.cancel_request, cancel_tx, tx=cancel_tx)
             else:
-                self._spawn(cancel_tx.respond(481))
+                cancel_tx.respond_nowait(481)
             return
         invite_tx = self._wrap_server(event.invite_transaction)
-        invite_tx.cancelled.set()
+        invite_tx._set_cancelled()
         if self._cancel_handler is not None:
             self._call(self._cancel_handler, event.cancel_request, invite_tx)
         elif invite_tx.final is None:
-            self._spawn(invite_tx.respond(487))
+            invite_tx.respond_nowait(487)
 
     def _call(
         self, handler: Callable[..., Any], *args: Any, tx: ServerTransaction | None = None
@@ -913,9 +1024,9 @@ class Endpoint:
         except Exception:
             _log.exception("handler %r failed", handler)
             if tx is not None and tx.final is None:
-                self._spawn(tx.respond(500))
+                tx.respond_nowait(500)
             return
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             self._spawn(self._await_handler(result, tx))
 
     async def _await_handler(self, awaitable: Awaitable[Any], tx: ServerTransaction | None) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from sipwire.aio.endpoint import Endpoint, ServerTransaction
@@ -48,6 +49,7 @@ class Responder:
         self._answers: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
         self.counters: collections.Counter[str] = collections.Counter()
         self._version = 1
+        self._contacts: dict[str, str] = {}
 
     def install(self) -> None:
         self.ep.on("INVITE", self.on_invite)
@@ -86,35 +88,53 @@ class Responder:
             self._answers.popitem(last=False)
         return body
 
-    async def on_invite(self, request: Request, tx: ServerTransaction) -> None:
+    def on_invite(self, request: Request, tx: ServerTransaction) -> Awaitable[None] | None:
+        """Answer at once (a synchronous handler: no task per call) unless it has to
+        ring first, which returns the coroutine that waits."""
         self.counters["invite"] += 1
         if request.to.tag is not None:  # a re-INVITE: accept it with the same answer
-            await self._answer_200(request, tx)
-            return
-        await tx.respond(180)
+            self._answer_200(request, tx)
+            return None
+        tx.respond_nowait(180)
         if self.config.ring > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tx.cancelled.wait(), self.config.ring)
+            return self._ring_then_answer(request, tx)
+        self._final(request, tx)
+        return None
+
+    async def _ring_then_answer(self, request: Request, tx: ServerTransaction) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tx.cancelled.wait(), self.config.ring)
         if tx.is_final:  # cancelled: the endpoint sent 487
             self.counters["cancelled"] += 1
             return
-        if self.config.code == 200:
-            await self._answer_200(request, tx)
-        else:
-            await tx.respond(self.config.code)
+        self._final(request, tx)
 
-    async def _answer_200(self, request: Request, tx: ServerTransaction) -> None:
+    def _final(self, request: Request, tx: ServerTransaction) -> None:
+        if self.config.code == 200:
+            self._answer_200(request, tx)
+        else:
+            tx.respond_nowait(self.config.code)
+
+    def _contact(self, transport: str) -> str:
+        """The Contact header value for ``transport`` (cached: it never changes)."""
+        value = self._contacts.get(transport)
+        if value is None:
+            name = transport if transport in ("UDP", "TCP", "TLS") else "UDP"
+            value = self._contacts[transport] = f"<{self.ep.contact_uri(name)}>"
+        return value
+
+    def _answer_200(self, request: Request, tx: ServerTransaction) -> None:
         try:
             body = self._sdp_for(request.body)
         except RemoteProtocolError as exc:
-            await tx.respond(488, f"Not Acceptable Here ({exc.reason})")
+            tx.respond_nowait(488, f"Not Acceptable Here ({exc.reason})")
             return
-        contact = self.ep.contact_uri(
-            tx.source.transport if tx.source.transport in ("UDP", "TCP", "TLS") else "UDP"
-        )
-        await tx.respond(
+        tx.respond_nowait(
             200,
-            headers=[("Contact", f"<{contact}>"), ("Content-Type", "application/sdp")],
+            headers=[
+                ("Contact", self._contact(tx.source.transport)),
+                ("Content-Type", "application/sdp"),
+            ],
             body=body,
         )
         self.calls[request.call_id] = None
@@ -125,15 +145,15 @@ class Responder:
     def on_ack(self, request: Request, source: object) -> None:
         self.counters["ack"] += 1
 
-    async def on_bye(self, request: Request, tx: ServerTransaction) -> None:
+    def on_bye(self, request: Request, tx: ServerTransaction) -> None:
         if self.calls.pop(request.call_id, 0) is None:
             self.counters["bye"] += 1
-            await tx.respond(200)
+            tx.respond_nowait(200)
         else:
-            await tx.respond(481)
+            tx.respond_nowait(481)
 
-    async def on_options(self, request: Request, tx: ServerTransaction) -> None:
-        await tx.respond(
+    def on_options(self, request: Request, tx: ServerTransaction) -> None:
+        tx.respond_nowait(
             200,
             headers=[
                 ("Allow", ", ".join(self.ep.allowed_methods())),
