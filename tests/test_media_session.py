@@ -432,9 +432,10 @@ def test_dtmf_from_a_separate_ssrc_is_reported_once() -> None:
 def test_hold_with_a_null_address_stops_sending_even_when_latched() -> None:
     pair = Pair(Net(nat={B: ("203.0.113.9", 61000)}))
     pair.run(0.1)
-    assert pair.a.rtp_destination == ("203.0.113.9", 61000)
-    pair.a.update(RemoteMedia(address="0.0.0.0", port=B[1], dtmf_payload_type=101))
-    assert pair.a.rtp_destination is None and pair.a.rtcp_destination is None
+    session: RtpSession = pair.a
+    assert session.statistics().latched == ("203.0.113.9", 61000)
+    session.update(RemoteMedia(address="0.0.0.0", port=B[1], dtmf_payload_type=101))
+    assert (session.rtp_destination, session.rtcp_destination) == (None, None)
     sent = pair.a.statistics().packets_sent
     pair.run(0.1)
     assert pair.a.statistics().packets_sent == sent
