@@ -205,7 +205,6 @@ def test_copy_is_independent() -> None:
         ("Na:me", "x"),
         ("X-Inject", "a\r\nVia: evil"),
         ("X-Inject", "a\nb"),
-        ("X-Nul", "a\x00b"),
     ],
 )
 def test_invalid_names_and_values_are_local_errors(name: str, value: str) -> None:

@@ -655,3 +655,43 @@ def test_stream_bare_lf_message() -> None:
     assert parser.feed(lf[:10]) == []
     out = parser.feed(lf[10:])
     assert len(out) == 1 and out[0].to_bytes() == lf  # type: ignore[union-attr]
+
+
+# -- property-based round trips ------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from strategies_msg import messages  # noqa: E402
+
+_HYPO = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_HYPO
+@given(messages())
+def test_round_trip_parse_serialize(msg: Request | Response) -> None:
+    data = msg.to_bytes()
+    for validate in (True, False):
+        parsed = parse_message(data, validate=validate)
+        assert parsed == msg
+        assert parsed.to_bytes() == data
+    parsed = parse_message(data)
+    parsed.headers.add("X-Extra", "1")  # re-serialized through the changed path
+    again = parse_message(parsed.to_bytes())
+    assert again == parsed
+    assert again.body == msg.body
+
+
+@_HYPO
+@given(st.lists(messages(), min_size=1, max_size=4), st.data())
+def test_round_trip_through_a_stream(msgs: list[Request | Response], data: st.DataObject) -> None:
+    stream = b"".join(m.to_bytes() for m in msgs)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    parser = StreamParser()
+    out: list[Request | Response | KeepAlive] = []
+    prev = 0
+    for cut in [*cuts, len(stream)]:
+        out += parser.feed(stream[prev:cut])
+        prev = cut
+    assert out == msgs
+    assert parser.buffered == 0

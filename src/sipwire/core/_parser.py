@@ -247,15 +247,23 @@ _Head = tuple["Request | Response", "int | None", "tuple[str, int] | None"]
 _LENGTH_RE = re.compile(r"\n(?:content-length|l)[ \t]*:([^\r\n]*)", re.IGNORECASE)
 
 
+def _split_lines(text: str) -> tuple[list[str], str]:
+    """Physical lines of a header section and the line end used (CRLF, or bare LF
+    tolerated).  A bare CR is an error (RFC 3261 §7: lines end in CRLF)."""
+    lines = text.split("\r\n")
+    if text.count("\n") == len(lines) - 1 and text.count("\r") == len(lines) - 1:
+        return lines, "\r\n"
+    lines = _LF_SPLIT.split(text)
+    if "\r" in text and any("\r" in line for line in lines):
+        raise _bad("bare CR in the header section")
+    return lines, "\n"
+
+
 def _split_rows(text: str) -> Headers:
     """The header rows of a decoded header section (``text`` starts with the start line).
 
     Used when a lazily parsed message's headers are first needed."""
-    lines = text.split("\r\n")
-    sep = "\r\n"
-    if text.count("\n") != len(lines) - 1:
-        lines = _LF_SPLIT.split(text)
-        sep = "\n"
+    lines, sep = _split_lines(text)
     lengths: list[str] = []
     entries = _rows(lines, lengths)
     if entries is None:
@@ -291,9 +299,12 @@ def _parse_head(
         raise _bad(f"header line longer than {limits.max_line_length} octets", 513)
     if crlf:
         eol = text.find("\r\n")
-        msg, deferred = _start_line(text if eol < 0 else text[:eol])
+        first = text if eol < 0 else text[:eol]
     else:
-        msg, deferred = _start_line(_LF_SPLIT.split(text, 1)[0])
+        first = _LF_SPLIT.split(text, 1)[0]
+    if "\r" in first:
+        raise _bad("bare CR in the start line")
+    msg, deferred = _start_line(first)
     value: str | None = None
     if lazy and crlf:
         found = _LENGTH_RE.findall(text)
@@ -309,12 +320,12 @@ def _parse_head(
             else:
                 value = None
     if value is None:
-        lines = text.split("\r\n") if crlf else _LF_SPLIT.split(text)
+        lines, sep = _split_lines(text)
         lengths: list[str] = []
         entries = _rows(lines, lengths)
         if entries is None:
             lengths = []
-            entries = _folded_rows(lines, "\r\n" if crlf else "\n", lengths)
+            entries = _folded_rows(lines, sep, lengths)
         headers = _new(Headers)
         headers._entries = entries
         headers._version = 0

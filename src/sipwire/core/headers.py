@@ -261,11 +261,21 @@ def _check_name(name: str) -> str:
     return header_key(name)
 
 
+def _check_encodable(text: str) -> None:
+    """Text must encode back to octets: UTF-8, raw octets as surrogate escapes."""
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise LocalProtocolError(f"text cannot be encoded as UTF-8: {text!r}") from None
+
+
 def _check_value(value: str) -> str:
     if not isinstance(value, str):
         raise LocalProtocolError(f"header value must be str, not {type(value).__name__}")
-    if "\r" in value or "\n" in value or "\x00" in value:
-        raise LocalProtocolError(f"header value contains CR, LF or NUL: {value!r}")
+    if "\r" in value or "\n" in value:  # header injection; a NUL may be quoted (intmeth)
+        raise LocalProtocolError(f"header value contains CR or LF: {value!r}")
+    if not value.isascii():
+        _check_encodable(value)
     return value.strip(" \t")
 
 

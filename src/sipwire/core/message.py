@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core.address import Address, parse_contact
-from sipwire.core.headers import Headers, is_token
+from sipwire.core.headers import Headers, _check_encodable, is_token
 from sipwire.core.headervalues import (
     ContentType,
     CSeq,
@@ -331,7 +331,9 @@ class Message:
                 if seen_length:
                     continue
                 seen_length = True
-                if value != size:
+                if value != size and not (
+                    value.isdigit() and value.lstrip("0") == size.lstrip("0")
+                ):
                     append(f"{name}: {size}")
                     continue
             append(text if text is not None else f"{name}: {value}")
@@ -858,6 +860,8 @@ def _check_status(status: int) -> int:
 def _check_reason(reason: str) -> str:
     if not isinstance(reason, str) or any(c in reason for c in "\r\n"):
         raise LocalProtocolError(f"invalid reason phrase {reason!r}")
+    if not reason.isascii():
+        _check_encodable(reason)
     return reason
 
 
