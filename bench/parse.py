@@ -163,8 +163,8 @@ def sipwire_cases(data: bytes) -> dict[str, Callable[[], object]]:
 
 def sippy_cases(data: bytes) -> dict[str, Callable[[], object]]:
     try:
-        from sippy.SipRequest import SipRequest
-        from sippy.SipResponse import SipResponse
+        from sippy.SipRequest import SipRequest  # type: ignore[import-untyped]
+        from sippy.SipResponse import SipResponse  # type: ignore[import-untyped]
     except ImportError:
         return {}
     text = data.decode()

@@ -109,6 +109,8 @@ def run_datagram(data: bytes) -> None:
         try:
             msg = parse_message(data, validate=validate)
         except InvalidMessage as err:
+            assert err.message.to_bytes()  # what a transport logs
+            assert isinstance(err.message.body, bytes)
             if isinstance(err.message, Request):
                 with contextlib.suppress(RemoteProtocolError):  # a stateless answer
                     make_response(err.message, err.status_hint)

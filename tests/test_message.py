@@ -55,8 +55,8 @@ RESPONSE = (
 )
 
 
-def _request(data: bytes = INVITE, **kwargs: bool) -> Request:
-    msg = parse_message(data, **kwargs)
+def _request(data: bytes = INVITE, *, validate: bool = True) -> Request:
+    msg = parse_message(data, validate=validate)
     assert isinstance(msg, Request)
     return msg
 
@@ -181,6 +181,16 @@ def test_missing_content_length_in_a_datagram_takes_the_rest() -> None:
     assert msg.to_bytes() == data
     msg.headers.add("X-Changed", "1")
     assert b"Content-Length: " + str(len(SDP)).encode() + b"\r\n" in msg.to_bytes()
+
+
+def test_content_length_beyond_the_datagram_keeps_the_message() -> None:
+    data = _replace(INVITE, b"Content-Length: " + str(len(SDP)).encode(), b"Content-Length: 999")
+    with pytest.raises(InvalidMessage) as info:
+        parse_message(data)
+    assert info.value.message.to_bytes() == data
+    assert info.value.message.body == SDP
+    assert isinstance(info.value.message, Request)
+    assert make_response(info.value.message, 400).status == 400
 
 
 @pytest.mark.parametrize(

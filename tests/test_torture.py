@@ -512,4 +512,4 @@ def test_valid_corpus_through_a_stream() -> None:
     out = parser.feed(b"\r\n\r\n".join(datas))
     messages = [m for m in out if not isinstance(m, KeepAlive)]
     assert out.count(KeepAlive.PING) == len(datas) - 1
-    assert [m.to_bytes() for m in messages] == datas  # type: ignore[union-attr]
+    assert [m.to_bytes() for m in messages] == datas

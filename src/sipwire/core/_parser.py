@@ -415,6 +415,8 @@ def parse_message(
     else:
         end = body_start + length
         if end > n:
+            msg._body = data[body_start:]
+            msg._raw = data[start:]
             raise InvalidMessage(
                 f"Content-Length {length} larger than the {n - body_start} octets received",
                 400,
