@@ -12,9 +12,13 @@ import asyncio
 import logging
 from typing import Protocol, cast
 
-from sipwire.aio._transport_common import TransportError, normalize_ip
+from sipwire.aio._transport_common import Source, TransportError, normalize_ip
 
-__all__ = ["DatagramOwner", "UdpEndpoint"]
+__all__ = ["SOURCE_CACHE_SIZE", "DatagramOwner", "UdpEndpoint"]
+
+#: Source objects one socket keeps for the peers it talks to (a frozen Source per peer
+#: instead of one per datagram); the cache is emptied when it is full.
+SOURCE_CACHE_SIZE = 4096
 
 _log = logging.getLogger("sipwire.transport")
 
@@ -34,6 +38,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self.local: tuple[str, int] = ("", 0)
         self.closed = asyncio.get_running_loop().create_future()
+        self._sources: dict[tuple[str, int], Source] = {}
 
     # asyncio callbacks -------------------------------------------------------------------
 
@@ -62,6 +67,17 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             self.closed.set_result(None)
 
     # API ----------------------------------------------------------------------------------
+
+    def source_for(self, remote: tuple[str, int]) -> Source:
+        """The flow to or from ``remote`` on this socket (one shared object per peer)."""
+        source = self._sources.get(remote)
+        if source is None or source.local != self.local:
+            if len(self._sources) >= SOURCE_CACHE_SIZE:
+                self._sources.clear()
+            source = self._sources[remote] = Source(
+                transport="UDP", remote=remote, local=self.local
+            )
+        return source
 
     @property
     def is_open(self) -> bool:

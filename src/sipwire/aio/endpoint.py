@@ -46,6 +46,7 @@ from sipwire.aio.transport import (
 )
 from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core._parser import InvalidMessage
+from sipwire.core.headervalues import Via
 from sipwire.core.locate import LocationError
 from sipwire.core.message import Request, Response, make_response, parse_message
 from sipwire.core.transaction import (
@@ -58,6 +59,7 @@ from sipwire.core.transaction import (
     ResponseReceived,
     StrayResponse,
     TimerConfig,
+    Transaction,
     TransactionLayer,
     TransactionTerminated,
     TransactionTimeout,
@@ -65,7 +67,7 @@ from sipwire.core.transaction import (
 )
 from sipwire.core.transaction import ClientTransaction as CoreClientTransaction
 from sipwire.core.transaction import ServerTransaction as CoreServerTransaction
-from sipwire.core.uas2xx import TwoXXRetransmitter
+from sipwire.core.uas2xx import TwoXXRetransmitter, ack_key
 from sipwire.core.uri import SipURI, parse_uri
 
 __all__ = [
@@ -534,7 +536,7 @@ class Endpoint:
                 if not outgoing and not events:
                     break
                 for out in outgoing:
-                    self._queue_send(out.message, out.peer, out.key)
+                    self._queue_send(out.message, out.peer, out.key, out.transaction)
                 for event in events:
                     try:
                         self._dispatch(event)
@@ -580,17 +582,26 @@ class Endpoint:
 
     # ------------------------------------------------------------------ sending
 
-    def _queue_send(self, message: Request | Response, peer: Any, key: Any) -> None:
+    def _queue_send(
+        self,
+        message: Request | Response,
+        peer: Any,
+        key: Any,
+        transaction: Transaction | None = None,
+    ) -> None:
         """Send in order per peer.
 
         When nothing is in flight to ``peer`` and no connect or DNS lookup is needed (UDP
         to an IP address, an open connection), the message is written at once; otherwise
         it goes into a per-peer chain of tasks, each waiting for the previous one."""
-        if peer not in self._send_chains:
+        chains = self._send_chains
+        if not chains or peer not in chains:
             try:
                 if isinstance(peer, Source):
                     assert isinstance(message, Response)
-                    flow = self.transport.send_response_nowait(message, peer)
+                    flow = self.transport.send_response_nowait(
+                        message, peer, via=_request_via(message, transaction)
+                    )
                 else:
                     flow = self.transport.send_nowait(message, peer)
             except (TransportError, OSError, RemoteProtocolError) as exc:
@@ -709,7 +720,12 @@ class Endpoint:
             self.txl.send_response(core, response, now)
         if retransmit_2xx and core.is_invite and 200 <= response.status < 300:
             self.uas2xx.start(
-                response, peer=tx.source, reliable=tx.source.reliable, now=now, owner=tx
+                response,
+                peer=tx.source,
+                reliable=tx.source.reliable,
+                now=now,
+                owner=tx,
+                key=ack_key(tx.request),
             )
         self._pump()
 
@@ -1038,6 +1054,20 @@ class Endpoint:
             _log.exception("handler failed")
             if tx is not None and tx.final is None:
                 await tx.respond(500)
+
+
+def _request_via(response: Response, transaction: Transaction | None) -> Via | None:
+    """The parsed top Via of the request ``response`` answers, when the response carries
+    it unchanged (made by make_response): no need to parse it again to route the response."""
+    if transaction is None:
+        return None
+    request = transaction.request
+    if response.headers.get("Via") != request.headers.get("Via"):
+        return None
+    try:
+        return request.top_via
+    except RemoteProtocolError:
+        return None
 
 
 def _reason(status: int, detail: str) -> str:

@@ -80,6 +80,7 @@ from sipwire.aio._transport_common import (
 from sipwire.aio._udp import UdpEndpoint
 from sipwire.aio._ws import WebSocketConnection
 from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
+from sipwire.core.headervalues import Via
 from sipwire.core.message import Limits, Request, Response, parse_message
 
 __all__ = [
@@ -424,7 +425,7 @@ class TransportLayer:
         if len(data) >= 20 and data[0] < 2 and data[4:8] == _STUN_MAGIC:
             stats.keepalives_in += 1  # a STUN keep-alive (RFC 5626 §3.5.2): ignored
             return
-        source = Source(transport="UDP", remote=remote, local=endpoint.local)
+        source = endpoint.source_for(remote)
         try:
             message = parse_message(data, limits=self.limits, validate=self.config.validate)
         except RemoteProtocolError as error:
@@ -650,7 +651,7 @@ class TransportLayer:
         stats = self.stats["UDP"]
         stats.messages_out += 1
         stats.bytes_out += len(data)
-        return Source(transport="UDP", remote=remote, local=endpoint.local)
+        return endpoint.source_for(remote)
 
     def _send_on(self, conn: StreamConnection, data: bytes) -> Source:
         conn.send_message(data)
@@ -664,6 +665,12 @@ class TransportLayer:
         address to use: an IPv4 peer reached through an IPv6 wildcard (dual-stack) socket
         is addressed as ``::ffff:a.b.c.d``."""
         family = _family(remote[0])
+        if local is not None:  # the hot path: a response from the request's socket
+            for _, endpoint in self._udp:
+                if endpoint.local == local and endpoint.is_open:
+                    if _family(local[0]) == family:
+                        return endpoint, remote
+                    break
         usable: list[UdpEndpoint] = [e for _, e in self._udp if e.is_open]
         preferred = [e for e in usable if e.local == local] if local is not None else []
         for endpoint in [*preferred, *usable]:
@@ -828,9 +835,14 @@ class TransportLayer:
 
     # ----------------------------------------------------------------- responses
 
-    def send_response_nowait(self, response: Response, source: Source) -> Source | None:
+    def send_response_nowait(
+        self, response: Response, source: Source, *, via: Via | None = None
+    ) -> Source | None:
         """:meth:`send_response` without waiting when no connect or DNS lookup is needed
-        (the request's connection is open, or UDP to an IP address); None otherwise."""
+        (the request's connection is open, or UDP to an IP address); None otherwise.
+
+        ``via`` is the response's top Via when the caller already has it parsed (the
+        request's, which the response copies); it must be equal to it."""
         if self._closed:
             raise TransportError("the transport layer is closed")
         try:
@@ -843,7 +855,7 @@ class TransportLayer:
                         f"{source.transport} connection to {source.remote} is gone"
                     )
                 return None
-            host, port = _udp_response_target(response)
+            host, port = _udp_response_target(via if via is not None else response.top_via)
             if not is_ip(host):
                 return None
             return self._send_udp(response.to_bytes(), (normalize_ip(host), port), source.local)
@@ -851,7 +863,9 @@ class TransportLayer:
             self.stats[source.transport].send_errors += 1
             raise
 
-    async def send_response(self, response: Response, source: Source) -> Source:
+    async def send_response(
+        self, response: Response, source: Source, *, via: Via | None = None
+    ) -> Source:
         """Send a response to the request that arrived on ``source`` (RFC 3261 §18.2.2).
 
         Reliable: the request's connection while it is open; else a new connection to
@@ -859,12 +873,14 @@ class TransportLayer:
         clients cannot accept connections: TransportError).  UDP: ``maddr`` at the sent-by
         port; else ``received`` at ``rport`` (RFC 3581 §4) or at the sent-by port; else the
         sent-by address -- always from the socket the request arrived on.  (Multicast TTL
-        is not set: responses to multicast requests are not supported.)
+        is not set: responses to multicast requests are not supported.)  ``via``: as for
+        :meth:`send_response_nowait`.
         """
-        flow = self.send_response_nowait(response, source)
+        flow = self.send_response_nowait(response, source, via=via)
         if flow is not None:
             return flow
-        via = response.top_via
+        if via is None:
+            via = response.top_via
         try:
             if source.reliable:
                 host = via.received or via.host
@@ -872,7 +888,7 @@ class TransportLayer:
                 return await self.send(
                     response, Destination(transport=source.transport, host=host, port=port)
                 )
-            host, port = _udp_response_target(response)
+            host, port = _udp_response_target(via)
             ip = await self._resolve(host, port, "UDP")
             return self._send_udp(response.to_bytes(), (ip, port), source.local)
         except TransportError:
@@ -881,16 +897,15 @@ class TransportLayer:
             raise
 
 
-def _udp_response_target(response: Response) -> tuple[str, int]:
-    """§18.2.2 bullets 2-4 with RFC 3581 §4 between 2 and 3."""
-    via = response.top_via
+def _udp_response_target(via: Via) -> tuple[str, int]:
+    """§18.2.2 bullets 2-4 with RFC 3581 §4 between 2 and 3, from the top Via."""
     default_port = DEFAULT_PORTS["UDP"]
     if via.maddr:
         return via.maddr, via.port or default_port
-    if via.received and via.rport:
-        return via.received, via.rport
-    if via.received:
-        return via.received, via.port or default_port
+    received = via.received
+    if received:
+        rport = via.rport
+        return received, rport if rport else (via.port or default_port)
     return via.host.strip("[]"), via.port or default_port
 
 

@@ -232,12 +232,15 @@ class Outgoing:
 
     ``key`` names the transaction that sent it (``None`` for stateless sends); give it
     back to ``TransactionLayer.transport_error`` if the transport fails (§17.1.4, §17.2.4).
+    ``transaction`` is that transaction itself (read-only, e.g. to reuse the parsed top
+    Via of the request a response answers).
     """
 
     message: Request | Response
     peer: Peer
     reliable: bool
     key: TransactionKey | None = None
+    transaction: Transaction | None = None
 
 
 # ---------------------------------------------------------------------------- events

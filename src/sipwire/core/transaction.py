@@ -365,7 +365,13 @@ class TransactionLayer:
 
     def _send(self, txn: Transaction, message: Request | Response) -> None:
         self._out.append(
-            Outgoing(message=message, peer=txn.peer, reliable=txn.reliable, key=txn.key)
+            Outgoing(
+                message=message,
+                peer=txn.peer,
+                reliable=txn.reliable,
+                key=txn.key,
+                transaction=txn,
+            )
         )
 
     def _send_trying(self, txn: Transaction) -> None:
@@ -508,8 +514,12 @@ class TransactionLayer:
             raise LocalProtocolError("send_response() needs a server transaction")
         if not isinstance(response, Response):
             raise LocalProtocolError("send_response() needs a Response")
+        request = transaction.request
         try:
-            cseq = response.cseq
+            # A response made from the request copies its CSeq: use the parsed one.
+            headers = response.headers
+            same = headers.get("CSeq") == request.headers.get("CSeq")
+            cseq = request.cseq if same else response.cseq
         except RemoteProtocolError as exc:
             raise LocalProtocolError(f"the response has no valid CSeq: {exc.reason}") from None
         if cseq.method != transaction.method:

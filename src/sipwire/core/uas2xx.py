@@ -78,17 +78,21 @@ class TwoXXRetransmitter:
         reliable: bool,
         now: float,
         owner: object = None,
+        key: AckKey | None = None,
     ) -> None:
         """Track a 2xx just sent. Over a reliable transport it is not retransmitted, but
         the 64*T1 wait for the ACK still runs (§13.3.1.4). ``owner`` is kept with it
-        (see :meth:`acknowledge_pending`)."""
-        key = ack_key(response)
+        (see :meth:`acknowledge_pending`). ``key`` is :func:`ack_key` of the response
+        when the caller has it (``ack_key(request)``: the response copies Call-ID, CSeq
+        and From), else it is computed."""
+        if key is None:
+            key = ack_key(response)
         token = next(self._tokens)
         interval = float("inf") if reliable else self.t1
         deadline = now + (64 * self.t1 if reliable else self.t1)
         if key not in self._pending and len(self._pending) >= self.max_pending:
-            oldest = min(self._pending.values(), key=lambda p: p.started)
-            self._pending.pop(ack_key(oldest.response), None)
+            pending = self._pending
+            del pending[min(pending, key=lambda k: pending[k].started)]
         self._pending[key] = Pending2xx(
             response=response,
             peer=peer,
