@@ -268,10 +268,7 @@ def _split_rows(text: str) -> Headers:
     entries = _rows(lines, lengths)
     if entries is None:
         entries = _folded_rows(lines, sep, lengths)
-    headers = _new(Headers)
-    headers._entries = entries
-    headers._version = 0
-    return headers
+    return Headers._from_entries(entries)
 
 
 def _parse_head(
@@ -326,10 +323,7 @@ def _parse_head(
         if entries is None:
             lengths = []
             entries = _folded_rows(lines, sep, lengths)
-        headers = _new(Headers)
-        headers._entries = entries
-        headers._version = 0
-        msg._headers = headers
+        msg._headers = Headers._from_entries(entries)
         msg._head_text = None
         if not lengths:
             return msg, None, deferred

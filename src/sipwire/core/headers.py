@@ -279,6 +279,8 @@ def _check_value(value: str) -> str:
     return value.strip(" \t")
 
 
+_NO_VALUES: list[str] = []
+
 # One row: (key, name as written, unfolded value, original text or None).
 _Entry = tuple[str, str, str, "str | None"]
 
@@ -295,11 +297,12 @@ class Headers:
     not changed keep their original text and are re-serialized byte for byte.
     """
 
-    __slots__ = ("_entries", "_version")
+    __slots__ = ("_entries", "_index", "_version")
 
     def __init__(self, items: Iterable[tuple[str, str]] | Headers | None = None) -> None:
         self._entries: list[_Entry] = []
         self._version = 0
+        self._index: dict[str, list[str]] | None = None
         if items is None:
             return
         if isinstance(items, Headers):
@@ -314,7 +317,12 @@ class Headers:
         self = cls.__new__(cls)
         self._entries = entries
         self._version = 0
+        self._index = None
         return self
+
+    def _touch(self) -> None:
+        self._version += 1
+        self._index = None
 
     # -- reading ---------------------------------------------------------------------
 
@@ -357,20 +365,26 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first row called ``name`` (unsplit), or ``default``."""
-        key = header_key(name)
-        for entry in self._entries:
-            if entry[0] == key:
-                return entry[2]
-        return default
+        values = self._values(header_key(name))
+        return values[0] if values else default
 
     def values(self, name: str) -> list[str]:
         """The value of every row called ``name``, in order, not comma-split."""
-        key = header_key(name)
-        return [entry[2] for entry in self._entries if entry[0] == key]
+        return list(self._values(header_key(name)))
 
     def _values(self, key: str) -> list[str]:
-        """Like :meth:`values` for an already-computed lookup key (hot path)."""
-        return [entry[2] for entry in self._entries if entry[0] == key]
+        """Like :meth:`values` for a lookup key; the list is shared, do not change it."""
+        index = self._index
+        if index is None:
+            index = {}
+            for entry in self._entries:
+                rows = index.get(entry[0])
+                if rows is None:
+                    index[entry[0]] = [entry[2]]
+                else:
+                    rows.append(entry[2])
+            self._index = index
+        return index.get(key, _NO_VALUES)
 
     def count(self, name: str) -> int:
         """How many rows are called ``name``."""
@@ -385,9 +399,9 @@ class Headers:
         WWW-Authenticate/Authorization and unknown headers) gives one value per row.
         """
         key = header_key(name)
-        rows = [entry[2] for entry in self._entries if entry[0] == key]
+        rows = self._values(key)
         if key not in LIST_HEADERS:
-            return rows
+            return list(rows)
         out: list[str] = []
         for row in rows:
             if "," in row:
@@ -409,7 +423,7 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append a row at the end."""
         self._entries.append((_check_name(name), name, _check_value(value), None))
-        self._version += 1
+        self._touch()
 
     def set(self, name: str, value: str) -> None:
         """Replace every ``name`` row by one row (at the first one's position).
@@ -427,7 +441,7 @@ class Headers:
                 break
         if first < 0:
             entries.append((key, name, value, None))
-            self._version += 1
+            self._touch()
             return
         old = entries[first]
         rest_has = any(entry[0] == key for entry in entries[first + 1 :])
@@ -436,7 +450,7 @@ class Headers:
         entries[first] = (key, name, value, None)
         if rest_has:
             self._entries = entries[: first + 1] + [e for e in entries[first + 1 :] if e[0] != key]
-        self._version += 1
+        self._touch()
 
     def remove(self, name: str) -> int:
         """Remove every ``name`` row; return how many were removed."""
@@ -445,7 +459,7 @@ class Headers:
         removed = len(self._entries) - len(kept)
         if removed:
             self._entries = kept
-            self._version += 1
+            self._touch()
         return removed
 
     def insert_first(self, name: str, value: str) -> None:
@@ -462,7 +476,7 @@ class Headers:
                 index = i
                 break
         entries.insert(index, (key, name, value, None))
-        self._version += 1
+        self._touch()
 
     def pop_first(self, name: str) -> str | None:
         """Remove and return the first *value* of ``name`` (None if absent).
@@ -481,17 +495,17 @@ class Headers:
                 parts = split_header_list(entry[2])
                 if len(parts) > 1:
                     entries[i] = (key, entry[1], ", ".join(parts[1:]), None)
-                    self._version += 1
+                    self._touch()
                     return parts[0]
                 if not parts:  # an empty row: drop it and keep looking
                     del entries[i]
-                    self._version += 1
+                    self._touch()
                     return self.pop_first(name)
                 del entries[i]
-                self._version += 1
+                self._touch()
                 return parts[0]
             del entries[i]
-            self._version += 1
+            self._touch()
             return entry[2]
         return None
 
@@ -513,10 +527,10 @@ class Headers:
                     # Split the row: the replaced first value, then the untouched rest.
                     entries[i] = (key, entry[1], value, None)
                     entries.insert(i + 1, (key, entry[1], ", ".join(parts[1:]), None))
-                    self._version += 1
+                    self._touch()
                     return
             entries[i] = (key, entry[1], value, None)
-            self._version += 1
+            self._touch()
             return
         raise LocalProtocolError(f"no {name} header to replace")
 
@@ -524,7 +538,7 @@ class Headers:
         """Remove every row."""
         if self._entries:
             self._entries = []
-            self._version += 1
+            self._touch()
 
     def copy(self) -> Headers:
         """An independent copy (original row text kept)."""

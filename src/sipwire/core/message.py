@@ -3,15 +3,22 @@
 RFC 3261 §7 (message format), §8.1.1/§8.2 (what a UA checks), §18.3 (framing),
 §20 (header fields), §21 (status codes).
 
-The hot path is lazy (DESIGN rule 6): :func:`parse_message` frames the datagram and
-splits header rows once; a typed value (``msg.top_via``, ``msg.cseq``, ``msg.from_``...)
-is parsed on first access and cached until the headers change.  An unchanged
-message serializes to its original octets; a changed one re-serializes unchanged rows
-byte for byte and keeps Content-Length equal to the body length.
+The hot path is lazy (DESIGN rule 6): :func:`parse_message` frames the datagram
+(start line, Content-Length) and splits the header rows once -- with
+``validate=False`` only when ``msg.headers`` is first used; a typed value
+(``msg.top_via``, ``msg.cseq``, ``msg.from_``...) is parsed on first access and cached
+until the headers change (the cached lists are shared: treat them as read-only).  An
+unchanged message serializes to its original octets; a changed one re-serializes
+unchanged rows byte for byte and keeps Content-Length equal to the body length.
 
 Every typed accessor raises only :class:`RemoteProtocolError` when the value that
 came from the network is malformed or missing (a message built locally that lacks a
 required header raises the same, status hint 400).
+
+Answering bad requests: :func:`parse_message` raises :class:`InvalidMessage` (a
+RemoteProtocolError carrying the framed message) for anything framed but
+unacceptable, so ``make_response(err.message, err.status_hint)`` builds the 400 /
+501 / 505 from the raw Via, From, To, Call-ID and CSeq.
 """
 
 from __future__ import annotations
