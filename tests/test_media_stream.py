@@ -12,8 +12,9 @@ import contextlib
 import itertools
 import math
 import pathlib
+import random
+import secrets
 import socket
-import struct
 from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -450,22 +451,85 @@ async def test_ipv6_loopback(tmp_path: pathlib.Path) -> None:
     assert dominant_frequency(path) == pytest.approx(1200, abs=3)
 
 
-async def test_port_range_allocation() -> None:
-    base = 40000 + (struct.unpack("!H", __import__("os").urandom(2))[0] % 10000) * 2
-    ports = PortRange(base, base + 7)  # room for 4 pairs
-    streams = [await MediaStream.open(LOCAL, port_range=ports) for _ in range(4)]
+def free_port_block(size: int) -> int:
+    """An even ``base`` with ``base .. base + size - 1`` all free for UDP on 127.0.0.1 now.
+
+    Taken outside the kernel's ephemeral range (where every port-0 socket of this and
+    other processes lands, so a block there can be taken at any moment) and outside the
+    default RTP range (other media streams); each candidate block is checked by binding it.
+    """
     try:
+        text = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = (int(v) for v in text.split())
+    except OSError:
+        low, high = 32768, 60999
+    default = PortRange()
+    regions = [
+        (a, b)
+        for a, b in ((high + 1, 65535), (1024, min(low, default.first) - 1))
+        if b - a >= 4 * size
+    ]
+    assert regions, "no room for a port block outside the ephemeral and RTP ranges"
+    rng = random.SystemRandom()
+    for _ in range(100):
+        first, last = rng.choice(regions)
+        base = rng.randrange(first, last - size) & ~1
+        with contextlib.ExitStack() as stack:
+            try:
+                for p in range(base, base + size):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                    sock.bind((LOCAL, p))
+            except OSError:
+                continue
+        return base
+    raise AssertionError(f"no free block of {size} UDP ports")
+
+
+async def test_port_range_allocation() -> None:
+    base = free_port_block(8)
+    ports = PortRange(base, base + 7)  # room for 4 pairs
+    async with contextlib.AsyncExitStack() as stack:
+        streams = [
+            await stack.enter_async_context(await MediaStream.open(LOCAL, port_range=ports))
+            for _ in range(4)
+        ]
         got = sorted(s.local_port for s in streams)
         assert got == [base, base + 2, base + 4, base + 6]
         assert all(s.rtcp_port == s.local_port + 1 for s in streams)
         with pytest.raises(OSError):
             await MediaStream.open(LOCAL, port_range=ports)
-    finally:
-        for s in streams:
-            await s.close()
-    any_port = await MediaStream.open(LOCAL, port=0)
-    assert any_port.local_port > 0 and any_port.rtcp_port == any_port.local_port + 1
-    await any_port.close()
+    async with await MediaStream.open(LOCAL, port=0) as any_port:
+        assert any_port.local_port > 0 and any_port.rtcp_port == any_port.local_port + 1
+
+
+def test_port_candidates_are_every_even_port_once_in_random_order() -> None:
+    ports = PortRange(1000, 1099)
+    first = list(ports.candidates(secrets.randbelow))
+    assert sorted(first) == list(range(1000, 1099, 2))  # RTCP (port + 1) stays in range
+    second = list(ports.candidates(secrets.randbelow))
+    assert first != second  # 50! orders: equal only by a broken shuffle
+    descents = sum(b < a for a, b in itertools.pairwise(first))
+    assert descents > 1  # not a walk up from a random start (wrapping around once)
+    assert list(PortRange(1000, 1001).candidates(secrets.randbelow)) == [1000]
+
+
+async def test_a_block_of_taken_ports_does_not_exhaust_the_attempts() -> None:
+    """Another program holds half of the range as one contiguous block (a media server
+    allocating upwards does): every open must still find a free pair within its attempt
+    budget. A walk from a random start runs out inside the block a quarter of the time."""
+    pairs = 256
+    base = free_port_block(2 * pairs)
+    ports = PortRange(base, base + 2 * pairs - 1)
+    with contextlib.ExitStack() as held:
+        for p in range(base, base + pairs, 2):  # the lower half's RTP ports
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            sock.bind((LOCAL, p))
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(24):
+                stream = await stack.enter_async_context(
+                    await MediaStream.open(LOCAL, port_range=ports, attempts=64)
+                )
+                assert stream.local_port >= base + pairs
 
 
 async def test_statistics_before_start_are_zero() -> None:

@@ -90,7 +90,7 @@ except ImportError:  # pragma: no cover - exercised only without numpy
 @dataclasses.dataclass(frozen=True, slots=True)
 class PortRange:
     """Local ports for RTP: an even port from ``first..last`` (RTCP on the next odd
-    one, RFC 3550 §11), tried from a random starting point. Default 16384-32767."""
+    one, RFC 3550 §11), tried in a random order. Default 16384-32767."""
 
     first: int = 16384
     last: int = 32767
@@ -100,14 +100,23 @@ class PortRange:
             raise LocalProtocolError("port range must satisfy 1 <= first < last <= 65535")
 
     def candidates(self, randbelow: Callable[[int], int]) -> Iterator[int]:
-        """Even ports of the range, starting at a random one and wrapping around."""
+        """Every even port of the range once, in a uniformly random order.
+
+        Not a walk from a random start: other software often holds a contiguous block
+        of ports (a media server, another process allocating upwards), and a linear
+        walk that starts inside such a block spends its whole attempt budget there
+        while most of the range is free. Each draw here is independent of the block
+        layout. A lazy Fisher-Yates shuffle: the state holds one entry per port drawn.
+        """
         first = self.first + (self.first & 1)
         count = (self.last - 1 - first) // 2 + 1
-        if count <= 0:
-            return
-        start = randbelow(count)
+        moved: dict[int, int] = {}  # position -> index now there (after the swaps)
         for i in range(count):
-            yield first + 2 * ((start + i) % count)
+            j = i + randbelow(count - i)
+            pick = moved.pop(j, j)
+            if j != i:
+                moved[j] = moved.pop(i, i)
+            yield first + 2 * pick
 
 
 def _bind(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
