@@ -47,16 +47,13 @@ def run(loop: str, factory: Callable[[], Awaitable[T]]) -> T:
 async def pair(
     host: str = LOCAL, config: MediaConfig | None = None, dtmf: bool = True
 ) -> AsyncIterator[tuple[MediaStream, MediaStream]]:
-    a = await MediaStream.open(host, config=config)
-    b = await MediaStream.open(host, config=config)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        a = await stack.enter_async_context(await MediaStream.open(host, config=config))
+        b = await stack.enter_async_context(await MediaStream.open(host, config=config))
         pt = 101 if dtmf else None
         a.start(RemoteMedia(address=host, port=b.local_port, dtmf_payload_type=pt))
         b.start(RemoteMedia(address=host, port=a.local_port, dtmf_payload_type=pt))
         yield a, b
-    finally:
-        await a.close()
-        await b.close()
 
 
 class RawPeer(asyncio.DatagramProtocol):
@@ -89,10 +86,21 @@ class RawPeer(asyncio.DatagramProtocol):
                 await self.arrived.wait()
 
 
-async def raw_peer(host: str = LOCAL) -> RawPeer:
+@contextlib.asynccontextmanager
+async def raw_peers(count: int = 1, host: str = LOCAL) -> AsyncIterator[list[RawPeer]]:
+    """``count`` raw UDP peers, closed on the way out (also when the test fails: a
+    leaked transport would be garbage-collected, and reported, in some later test)."""
     loop = asyncio.get_running_loop()
-    _, peer = await loop.create_datagram_endpoint(RawPeer, local_addr=(host, 0))
-    return peer
+    peers: list[RawPeer] = []
+    try:
+        for _ in range(count):
+            _, peer = await loop.create_datagram_endpoint(RawPeer, local_addr=(host, 0))
+            peers.append(peer)
+        yield peers
+    finally:
+        for peer in peers:
+            assert peer.transport is not None
+            peer.transport.close()
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -280,9 +288,7 @@ async def test_send_dtmf_on_an_unstarted_stream_is_an_error() -> None:
 @pytest.mark.parametrize("loop", LOOPS)
 def test_pacing_sends_fifty_packets_per_second(loop: str) -> None:
     async def body() -> None:
-        peer = await raw_peer()
-        stream = await MediaStream.open(LOCAL)
-        try:
+        async with raw_peers() as [peer], await MediaStream.open(LOCAL) as stream:
             stream.start(RemoteMedia(address=LOCAL, port=peer.port))
             await peer.wait_for(1)
             await asyncio.sleep(2.2)
@@ -298,18 +304,12 @@ def test_pacing_sends_fifty_packets_per_second(loop: str) -> None:
             assert in_window[0].marker and not any(p.marker for p in in_window[1:])
             assert all(p.payload == b"\xff" * 160 for p in in_window)  # mu-law silence
             assert stream.statistics().skipped_frames == 0
-        finally:
-            await stream.close()
-            assert peer.transport is not None
-            peer.transport.close()
 
     run(loop, body)
 
 
 async def test_a_blocked_loop_catches_up_without_drift() -> None:
-    peer = await raw_peer()
-    stream = await MediaStream.open(LOCAL)
-    try:
+    async with raw_peers() as [peer], await MediaStream.open(LOCAL) as stream:
         stream.start(RemoteMedia(address=LOCAL, port=peer.port))
         await peer.wait_for(5)
         import time
@@ -328,19 +328,13 @@ async def test_a_blocked_loop_catches_up_without_drift() -> None:
         assert abs(span - expected) <= 3 * 160
         markers = [p for p in rtp if p.marker]
         assert len(markers) >= 2  # a new talkspurt after the skipped frames
-    finally:
-        await stream.close()
-        assert peer.transport is not None
-        peer.transport.close()
 
 
 # --------------------------------------------------------------------------- control
 
 
 async def test_hold_and_resume() -> None:
-    peer = await raw_peer()
-    stream = await MediaStream.open(LOCAL)
-    try:
+    async with raw_peers() as [peer], await MediaStream.open(LOCAL) as stream:
         stream.start(RemoteMedia(address=LOCAL, port=peer.port))
         await peer.wait_for(3)
         stream.set_direction(send=False, receive=True)
@@ -351,16 +345,10 @@ async def test_hold_and_resume() -> None:
         stream.set_direction(send=True, receive=True)
         await peer.wait_for(len(peer.packets) + 3)
         assert peer.rtp()[count].marker  # the first packet after hold starts a talkspurt
-    finally:
-        await stream.close()
-        assert peer.transport is not None
-        peer.transport.close()
 
 
 async def test_update_remote_moves_the_stream() -> None:
-    first, second = await raw_peer(), await raw_peer()
-    stream = await MediaStream.open(LOCAL)
-    try:
+    async with raw_peers(2) as [first, second], await MediaStream.open(LOCAL) as stream:
         stream.start(RemoteMedia(address=LOCAL, port=first.port))
         await first.wait_for(3)
         stream.update_remote(LOCAL, second.port)
@@ -370,47 +358,31 @@ async def test_update_remote_moves_the_stream() -> None:
         assert len(first.packets) == count
         ssrcs = {p.ssrc for p in first.rtp()} | {p.ssrc for p in second.rtp()}
         assert len(ssrcs) == 1  # the same stream, moved
-    finally:
-        await stream.close()
-        for peer in (first, second):
-            assert peer.transport is not None
-            peer.transport.close()
 
 
 async def test_symmetric_rtp_answers_where_packets_come_from() -> None:
-    a = await MediaStream.open(LOCAL)
-    b = await MediaStream.open(LOCAL)
-    unused = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    unused.bind((LOCAL, 0))
-    wrong_port = unused.getsockname()[1]
-    unused.close()
-    try:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as unused:
+        unused.bind((LOCAL, 0))
+        wrong_port = unused.getsockname()[1]
+    async with await MediaStream.open(LOCAL) as a, await MediaStream.open(LOCAL) as b:
         a.start(RemoteMedia(address=LOCAL, port=b.local_port))
         b.start(RemoteMedia(address=LOCAL, port=wrong_port))  # b's SDP view is wrong (NAT)
         await wait_until(lambda: a.statistics().packets_received >= 5)
         assert b.statistics().latched == (LOCAL, a.local_port)
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_close_sends_rtcp_bye_and_is_idempotent() -> None:
-    peer = await raw_peer()
-    rtcp_peer = await raw_peer()
-    stream = await MediaStream.open(LOCAL)
-    stream.start(RemoteMedia(address=LOCAL, port=peer.port, rtcp=(LOCAL, rtcp_peer.port)))
-    await peer.wait_for(2)
-    await stream.close()
-    await stream.close()
-    await rtcp_peer.wait_for(1)
-    packets = parse_compound(rtcp_peer.packets[-1][1])
-    assert isinstance(packets[-1], Bye) and packets[-1].ssrcs == (stream.statistics().ssrc,)
-    assert stream.closed
-    with pytest.raises(LocalProtocolError):
-        stream.start(RemoteMedia(address=LOCAL, port=peer.port))
-    for p in (peer, rtcp_peer):
-        assert p.transport is not None
-        p.transport.close()
+    async with raw_peers(2) as [peer, rtcp_peer], await MediaStream.open(LOCAL) as stream:
+        stream.start(RemoteMedia(address=LOCAL, port=peer.port, rtcp=(LOCAL, rtcp_peer.port)))
+        await peer.wait_for(2)
+        await stream.close()
+        await stream.close()
+        await rtcp_peer.wait_for(1)
+        packets = parse_compound(rtcp_peer.packets[-1][1])
+        assert isinstance(packets[-1], Bye) and packets[-1].ssrcs == (stream.statistics().ssrc,)
+        assert stream.closed
+        with pytest.raises(LocalProtocolError):
+            stream.start(RemoteMedia(address=LOCAL, port=peer.port))
 
 
 async def test_rtcp_reports_give_rtt_and_bye_is_seen() -> None:
@@ -425,17 +397,16 @@ async def test_rtcp_reports_give_rtt_and_bye_is_seen() -> None:
 
 
 async def test_rtcp_mux_stream_binds_one_port() -> None:
-    a = await MediaStream.open(LOCAL, rtcp_mux=True, config=MediaConfig(rtcp_interval=0.2))
-    b = await MediaStream.open(LOCAL, rtcp_mux=True, config=MediaConfig(rtcp_interval=0.2))
-    try:
+    config = MediaConfig(rtcp_interval=0.2)
+    async with (
+        await MediaStream.open(LOCAL, rtcp_mux=True, config=config) as a,
+        await MediaStream.open(LOCAL, rtcp_mux=True, config=config) as b,
+    ):
         assert a.rtcp_port is None
         a.start(RemoteMedia(address=LOCAL, port=b.local_port, rtcp_mux=True))
         b.start(RemoteMedia(address=LOCAL, port=a.local_port, rtcp_mux=True))
         await wait_until(lambda: b.statistics().rtcp_received >= 1)
         assert b.statistics().malformed == 0
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_ipv6_loopback(tmp_path: pathlib.Path) -> None:
