@@ -63,6 +63,8 @@ class State(enum.Enum):
     provisional response to its INVITE (RFC 3261 §9.1).
     """
 
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
+
     INITIAL = "Initial"
     CALLING = "Calling"
     TRYING = "Trying"
@@ -75,6 +77,8 @@ class State(enum.Enum):
 
 class Input(enum.Enum):
     """Everything that can happen to a transaction."""
+
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
 
     # From the transaction user.
     TU_REQUEST = "request from TU"
@@ -114,6 +118,8 @@ TIMER_INPUTS = frozenset(i for i in Input if i.name.startswith("TIMER_"))
 
 class Action(enum.Enum):
     """Side effects a transition asks the manager to perform, in table order."""
+
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
 
     SEND_REQUEST = "send request"
     SEND_ACK = "send ACK"  # §17.1.1.3, built once and re-sent for retransmitted finals

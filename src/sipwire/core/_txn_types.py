@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from sipwire.core._txn_tables import (
     INVITE_CLIENT,
@@ -58,16 +58,17 @@ MAGIC_COOKIE = "z9hG4bK"
 # --------------------------------------------------------------------------- keys
 
 
-@dataclass(frozen=True, slots=True)
-class ClientKey:
+# The keys are named tuples: built and hashed in C on every message, immutable.
+
+
+class ClientKey(NamedTuple):
     """RFC 3261 §17.1.3: top-Via branch + CSeq method (CANCEL is its own transaction)."""
 
     branch: str
     method: str
 
 
-@dataclass(frozen=True, slots=True)
-class ServerKey:
+class ServerKey(NamedTuple):
     """RFC 3261 §17.2.3, magic-cookie branch: branch + sent-by + method (ACK -> INVITE)."""
 
     branch: str
@@ -75,8 +76,7 @@ class ServerKey:
     method: str
 
 
-@dataclass(frozen=True, slots=True)
-class LegacyServerKey:
+class LegacyServerKey(NamedTuple):
     """RFC 3261 §17.2.3, RFC 2543 fallback: Request-URI, To tag, From tag, Call-ID,
     CSeq (number and method) and the top Via."""
 

@@ -41,6 +41,7 @@ from sipwire.core._txn_tables import (
     MACHINES,
     NON_INVITE_CLIENT,
     NON_INVITE_SERVER,
+    TIMER_INPUTS,
     TIMER_STARTS,
     Action,
     Ignore,
@@ -48,6 +49,7 @@ from sipwire.core._txn_tables import (
     Misuse,
     State,
     TimerConfig,
+    Transition,
     render_markdown,
     render_mermaid,
 )
@@ -138,6 +140,9 @@ def _response_input(status: int, *, tu: bool) -> Input:
 # Heap entry: (deadline, token, timer, transaction); the token is unique, so the
 # transaction is never compared.
 _HeapEntry = tuple[float, int, Input, Transaction]
+_Msg = Request | Response | None
+_Step = tuple[Input, float, _Msg, Peer]  # what a table action may need
+_ActionHandler = Callable[[Transaction, Action, _Step], None]
 
 
 class TransactionLayer:
@@ -178,6 +183,9 @@ class TransactionLayer:
         self._immediate: deque[tuple[int, Input, Transaction]] = deque()
         self._out: list[Outgoing] = []
         self._events: list[Event] = []
+        self._actions = self._build_actions()
+        self._durations: dict[tuple[Input, bool], float | None] = {}
+        self._durations_for: TimerConfig | None = None
 
     # ------------------------------------------------------------------ inspection
 
@@ -283,23 +291,28 @@ class TransactionLayer:
         peer: Peer = None,
     ) -> None:
         """Apply one table entry to ``txn``."""
-        entry = txn.machine.entry(txn._state, inp)
-        if isinstance(entry, Misuse):
-            raise LocalProtocolError(f"{txn.machine.name}: {entry.reason}")
-        if isinstance(entry, Ignore):
-            return
+        machine = txn.machine
         old = txn._state
+        entry = machine.table.get((old, inp))
+        if type(entry) is not Transition:
+            if entry is None:
+                entry = machine.entry(old, inp)
+            if isinstance(entry, Misuse):
+                raise LocalProtocolError(f"{machine.name}: {entry.reason}")
+            return  # Ignore
+        actions = self._actions
+        step = (inp, now, message, peer)
         for action in entry.actions:
-            self._act(txn, action, inp, now, message=message, peer=peer)
+            actions[action](txn, action, step)
         new = entry.next_state
         if new is old:
             return
         txn._state = new
-        machine = txn.machine
-        for timer in list(txn._timers):
-            if isinstance(machine.table.get((new, timer)), Ignore):
+        if txn._timers:
+            ignored = _IGNORED_TIMERS[machine.name][new]
+            for timer in [t for t in txn._timers if t in ignored]:
                 self._cancel_timer(txn, timer)  # a timer the new state ignores
-        if isinstance(txn, InviteClientTransaction) and old is State.CALLING:
+        if old is State.CALLING and isinstance(txn, InviteClientTransaction):
             self._invite_left_calling(txn, now)
         if new is State.TERMINATED:
             self._destroy(txn)
@@ -314,54 +327,104 @@ class TransactionLayer:
         message: Request | Response | None,
         peer: Peer,
     ) -> None:
-        cfg = self.config
-        if action is Action.SEND_REQUEST:
-            self._send(txn, txn.request)
-        elif action is Action.PASS_TO_TU:
-            if isinstance(txn, ClientTransaction):
-                assert isinstance(message, Response)
-                txn.last_response = message
-                self._events.append(ResponseReceived(transaction=txn, response=message))
-            else:
-                assert isinstance(txn, ServerTransaction)
-                self._announce(txn)
-        elif action is Action.SEND_ACK:
-            assert isinstance(txn, InviteClientTransaction)
-            if txn.ack is None:
-                assert isinstance(message, Response)
-                txn.ack = make_ack(txn.request, message)
-            self._send(txn, txn.ack)
-        elif action is Action.SEND_RESPONSE:
+        """Perform one table action (dispatched through ``self._actions``)."""
+        self._actions[action](txn, action, (inp, now, message, peer))
+
+    def _build_actions(self) -> dict[Action, _ActionHandler]:
+        table: dict[Action, _ActionHandler] = {
+            Action.SEND_REQUEST: self._do_send_request,
+            Action.PASS_TO_TU: self._do_pass_to_tu,
+            Action.SEND_ACK: self._do_send_ack,
+            Action.SEND_RESPONSE: self._do_send_response,
+            Action.RESEND_RESPONSE: self._do_resend_response,
+            Action.SEND_TRYING: self._do_send_trying,
+            Action.STOP_TRYING: self._do_stop_trying,
+            Action.ACK_TO_TU: self._do_ack_to_tu,
+            Action.INFORM_TIMEOUT: self._do_inform_timeout,
+            Action.INFORM_TRANSPORT_ERROR: self._do_inform_transport_error,
+        }
+        for action in _RETRANSMIT_ACTIONS:
+            table[action] = self._do_retransmit_timer
+        for action in _START_ACTIONS:
+            table[action] = self._do_start_timer
+        missing = set(Action) - set(table)
+        assert not missing, f"actions without a handler: {missing}"
+        return table
+
+    # One handler per Action: (txn, action, (input, now, message, peer)).
+
+    def _do_send_request(self, txn: Transaction, action: Action, step: _Step) -> None:
+        self._send(txn, txn.request)
+
+    def _do_pass_to_tu(self, txn: Transaction, action: Action, step: _Step) -> None:
+        message = step[2]
+        if isinstance(txn, ClientTransaction):
             assert isinstance(message, Response)
             txn.last_response = message
-            self._send(txn, message)
-        elif action is Action.RESEND_RESPONSE:
-            if txn.last_response is not None:
-                self._send(txn, txn.last_response)
-            elif isinstance(txn, InviteServerTransaction):
-                self._send_trying(txn)
-        elif action is Action.SEND_TRYING:
-            self._send_trying(txn)
-        elif action is Action.STOP_TRYING:
-            self._cancel_timer(txn, Input.TIMER_TRYING)
-        elif action is Action.ACK_TO_TU:
-            assert isinstance(message, Request) and isinstance(txn, InviteServerTransaction)
-            self._events.append(AckReceived(request=message, peer=peer, transaction=txn))
-        elif action is Action.INFORM_TIMEOUT:
-            self._events.append(TransactionTimeout(transaction=txn, timer=inp.value))
-        elif action is Action.INFORM_TRANSPORT_ERROR:
-            self._events.append(TransportFailure(transaction=txn))
-        elif action in _RETRANSMIT_ACTIONS:
-            timer, interval = _RETRANSMIT_ACTIONS[action](txn._interval, cfg)
-            if txn.reliable:
-                return  # §17.1.1.2, §17.1.2.2, §17.2.1: no retransmissions
-            txn._interval = interval
-            self._start_timer(txn, timer, interval, now)
+            self._events.append(ResponseReceived(transaction=txn, response=message))
         else:
-            timer = _START_ACTIONS[action]
-            delay = cfg.duration(timer, reliable=txn.reliable)
-            assert delay is not None
-            self._start_timer(txn, timer, delay, now)
+            assert isinstance(txn, ServerTransaction)
+            self._announce(txn)
+
+    def _do_send_ack(self, txn: Transaction, action: Action, step: _Step) -> None:
+        message = step[2]
+        assert isinstance(txn, InviteClientTransaction)
+        if txn.ack is None:
+            assert isinstance(message, Response)
+            txn.ack = make_ack(txn.request, message)
+        self._send(txn, txn.ack)
+
+    def _do_send_response(self, txn: Transaction, action: Action, step: _Step) -> None:
+        message = step[2]
+        assert isinstance(message, Response)
+        txn.last_response = message
+        self._send(txn, message)
+
+    def _do_resend_response(self, txn: Transaction, action: Action, step: _Step) -> None:
+        if txn.last_response is not None:
+            self._send(txn, txn.last_response)
+        elif isinstance(txn, InviteServerTransaction):
+            self._send_trying(txn)
+
+    def _do_send_trying(self, txn: Transaction, action: Action, step: _Step) -> None:
+        self._send_trying(txn)
+
+    def _do_stop_trying(self, txn: Transaction, action: Action, step: _Step) -> None:
+        self._cancel_timer(txn, Input.TIMER_TRYING)
+
+    def _do_ack_to_tu(self, txn: Transaction, action: Action, step: _Step) -> None:
+        message, peer = step[2], step[3]
+        assert isinstance(message, Request) and isinstance(txn, InviteServerTransaction)
+        self._events.append(AckReceived(request=message, peer=peer, transaction=txn))
+
+    def _do_inform_timeout(self, txn: Transaction, action: Action, step: _Step) -> None:
+        inp = step[0]
+        self._events.append(TransactionTimeout(transaction=txn, timer=inp.value))
+
+    def _do_inform_transport_error(self, txn: Transaction, action: Action, step: _Step) -> None:
+        self._events.append(TransportFailure(transaction=txn))
+
+    def _do_retransmit_timer(self, txn: Transaction, action: Action, step: _Step) -> None:
+        now = step[1]
+        timer, interval = _RETRANSMIT_ACTIONS[action](txn._interval, self.config)
+        if txn.reliable:
+            return  # §17.1.1.2, §17.1.2.2, §17.2.1: no retransmissions
+        txn._interval = interval
+        self._start_timer(txn, timer, interval, now)
+
+    def _do_start_timer(self, txn: Transaction, action: Action, step: _Step) -> None:
+        now = step[1]
+        timer = _START_ACTIONS[action]
+        if self._durations_for is not self.config:  # TimerConfig.duration(), tabulated
+            cfg = self._durations_for = self.config
+            self._durations = {
+                (t, reliable): cfg.duration(t, reliable=reliable)
+                for t in TIMER_INPUTS
+                for reliable in (False, True)
+            }
+        delay = self._durations[timer, txn.reliable]
+        assert delay is not None
+        self._start_timer(txn, timer, delay, now)
 
     def _send(self, txn: Transaction, message: Request | Response) -> None:
         self._out.append(
@@ -701,4 +764,15 @@ _RETRANSMIT_ACTIONS: dict[Action, Callable[[float, TimerConfig], tuple[Input, fl
 # One-shot timers: the duration comes from TimerConfig.duration().
 _START_ACTIONS: dict[Action, Input] = {
     action: timer for action, timer in TIMER_STARTS.items() if action not in _RETRANSMIT_ACTIONS
+}
+
+# For each machine and state: the timers that state ignores, cancelled on entering it.
+_IGNORED_TIMERS: dict[str, dict[State, frozenset[Input]]] = {
+    machine.name: {
+        state: frozenset(
+            timer for timer in TIMER_INPUTS if isinstance(machine.table.get((state, timer)), Ignore)
+        )
+        for state in machine.states
+    }
+    for machine in MACHINES
 }
