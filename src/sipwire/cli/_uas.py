@@ -28,6 +28,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cert", help="certificate file for tls/wss listeners")
     parser.add_argument("--key", help="private key file for tls/wss listeners")
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep CPython's garbage collector settings (by default they are tuned for load)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
@@ -47,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace) -> int:
     from sipwire.aio.endpoint import Endpoint
+    from sipwire.aio.transport import tune_gc
     from sipwire.apps.uas import Responder, ResponderConfig
     from sipwire.core._errors import LocalProtocolError
 
@@ -60,6 +66,8 @@ async def _main(args: argparse.Namespace) -> int:
     host = ep.listeners[0].host
     responder = Responder(ep, ResponderConfig(code=args.code, ring=args.ring, media_address=host))
     responder.install()
+    if not args.default_gc:
+        tune_gc()  # a load target: see tune_gc for why and what
     for listener in ep.listeners:
         print(f"sipwire uas: listening on {listener}", flush=True)
     stop = asyncio.Event()

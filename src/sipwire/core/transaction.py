@@ -599,13 +599,14 @@ class TransactionLayer:
             self._announce_cancel(txn)
             return
         if self.detect_merged and request.to.tag is None:
-            original = self._index.get(merge_key(request))
+            key = merge_key(request)
+            original = self._index.get(key)
             if original is not None and original is not txn:
                 self._events.append(
                     MergedRequest(request=request, transaction=txn, original=original)
                 )
                 return
-            self._add_index(txn, merge_key(request))
+            self._add_index(txn, key)
         self._events.append(RequestReceived(request=request, transaction=txn))
 
     def _cancel_target(self, cancel: Request) -> InviteServerTransaction | None:
@@ -648,12 +649,11 @@ class TransactionLayer:
         if txn is not None:
             self._feed(txn, Input.REQUEST, now, request, peer)  # a retransmission
             return
-        # A new transaction: check what its handling reads before any state changes.
+        # A new transaction: check what its handling reads before any state changes
+        # (server_key read the Via and CSeq; the merge key is From tag, Call-ID, CSeq).
         _ = (request.from_, request.to, request.call_id)
         if request.method == "CANCEL":
             server_key(request, "INVITE")
-        if self.detect_merged:
-            merge_key(request)
         if len(self) >= self.max_transactions:
             response = make_response(request, 503)
             self._out.append(Outgoing(message=response, peer=peer, reliable=reliable))
