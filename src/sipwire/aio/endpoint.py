@@ -191,12 +191,19 @@ class ServerTransaction:
         headers: Iterable[tuple[str, str]] = (),
         body: bytes = b"",
     ) -> Response:
-        """A response to this request with this transaction's To tag (none on 100)."""
+        """A response to this request with this transaction's To tag (none on 100), the
+        endpoint's Server header (unless ``headers`` has one) and Content-Length."""
         response = make_response(
             self.request, status, reason, to_tag=None if status == 100 else self.to_tag
         )
+        add = response.headers.add
+        server = self._ep.server_header
         for name, value in headers:
-            response.headers.add(name, value)
+            add(name, value)
+            if server and name.lower() == "server":
+                server = None
+        if server:
+            add("Server", server)
         if body:
             response.body = body
         return response
@@ -223,7 +230,7 @@ class ServerTransaction:
         """:meth:`respond` for synchronous handlers: the response is handed to the
         transaction (and so to the transport) before this returns; returns it."""
         response = self.make_response(status, reason, headers=headers, body=body)
-        self.send_nowait(response)
+        self._send(response, retransmit_2xx=True, prepared=True)
         return response
 
     async def send(self, response: Response, *, retransmit_2xx: bool = True) -> None:
@@ -238,13 +245,16 @@ class ServerTransaction:
 
     def send_nowait(self, response: Response, *, retransmit_2xx: bool = True) -> None:
         """:meth:`send` for synchronous handlers (same rules and errors)."""
+        self._send(response, retransmit_2xx=retransmit_2xx, prepared=False)
+
+    def _send(self, response: Response, *, retransmit_2xx: bool, prepared: bool) -> None:
         if self.final is not None and not (
             self.core.is_invite and 200 <= response.status < 300 and self.final.status < 300
         ):
             raise LocalProtocolError(f"{self.method} already answered {self.final.status}")
         if response.status >= 200:
             self.final = response
-        self._ep._send_response(self, response, retransmit_2xx=retransmit_2xx)
+        self._ep._send_response(self, response, retransmit_2xx=retransmit_2xx, prepared=prepared)
 
 
 class ClientTransaction:
@@ -704,12 +714,15 @@ class Endpoint:
                 _log.exception("trace hook failed")
 
     def _send_response(
-        self, tx: ServerTransaction, response: Response, *, retransmit_2xx: bool
+        self, tx: ServerTransaction, response: Response, *, retransmit_2xx: bool, prepared: bool
     ) -> None:
-        if self.server_header and "Server" not in response.headers:
-            response.headers.add("Server", self.server_header)
-        if "Content-Length" not in response.headers:
-            response.headers.add("Content-Length", str(len(response.body)))
+        """``prepared``: made by ``tx.make_response``, which added Server/Content-Length."""
+        if not prepared:
+            headers = response.headers
+            if self.server_header and "Server" not in headers:
+                headers.add("Server", self.server_header)
+            if "Content-Length" not in headers:
+                headers.add("Content-Length", str(len(response.body)))
         now = self.now()
         core = tx.core
         if core.terminated:

@@ -65,12 +65,11 @@ def client_key_for_request(request: Request) -> ClientKey:
 
 def client_key_for_response(response: Response) -> ClientKey | None:
     """§17.1.3: top-Via branch + CSeq method; None if no client transaction can match."""
-    via = response.top_via
+    branch = response.top_via.branch
     _, method = _seq_and_method(response)
-    if not has_magic_cookie(via.branch):
+    if branch is None or not has_magic_cookie(branch):
         return None
-    assert via.branch is not None
-    return ClientKey(via.branch, method)
+    return ClientKey(branch, method)
 
 
 def _tags(request: Request) -> tuple[str | None, str | None]:
@@ -90,9 +89,9 @@ def server_key(request: Request, method: str | None = None) -> ServerKey | Legac
     via = request.top_via
     seq, _ = _seq_and_method(request)
     method = method or request.method
-    if has_magic_cookie(via.branch):
-        assert via.branch is not None
-        return ServerKey(via.branch, sent_by(via), method)
+    branch = via.branch
+    if branch is not None and has_magic_cookie(branch):
+        return ServerKey(branch, (via.host.lower(), via.port), method)
     from_tag, to_tag = _tags(request)
     return LegacyServerKey(
         request_uri=request.uri,
