@@ -201,3 +201,38 @@ def test_ip_caches_answer_like_ipaddress_and_stay_bounded() -> None:
         common.is_ip("10.0.0.1")
         and common.normalize_ip("HOST1.example.test") == "host1.example.test"
     )
+
+
+def test_token_pool_gives_distinct_hex_tokens_across_refills() -> None:
+    from sipwire.aio.endpoint import _TokenPool
+
+    pool = _TokenPool()
+    tokens = [pool.token() for _ in range(3 * _TokenPool.SIZE // _TokenPool.TOKEN_BYTES + 5)]
+    assert all(len(t) == 16 and int(t, 16) >= 0 for t in tokens)
+    assert len(set(tokens)) == len(tokens)
+
+
+async def test_to_tags_new_request_gets_one_in_dialog_keeps_its_own(server: Endpoint) -> None:
+    seen: list[ServerTransaction] = []
+
+    def on_options(request: Request, tx: ServerTransaction) -> None:
+        seen.append(tx)
+        tx.respond_nowait(200)
+
+    server.on("OPTIONS", on_options)
+    peer = Peer(server)
+    try:
+        await peer.send(
+            in_dialog("OPTIONS", peer.port, "tag-1", "<sip:bob@example.test>", 1, "z9hG4bKo1")
+        )
+        first = await peer.recv()
+        assert first.to.tag and first.to.tag == seen[0].to_tag
+        await peer.send(
+            in_dialog(
+                "OPTIONS", peer.port, "tag-1", "<sip:bob@example.test>;tag=mine", 2, "z9hG4bKo2"
+            )
+        )
+        second = await peer.recv()
+        assert second.to.tag == "mine"
+    finally:
+        peer.close()

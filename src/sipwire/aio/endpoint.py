@@ -137,8 +137,11 @@ class ServerTransaction:
         self.core = core
         self.request: Request = core.request
         self.source = source
-        self.to_tag: str = endpoint.new_tag()
-        core.to_tag = self.to_tag
+        # An INVITE's tag is chosen now: the layer's 200 to a CANCEL must carry it too
+        # (§9.2); other requests get one only if a response needs it.
+        self._to_tag: str | None = None
+        if core.is_invite:
+            self._to_tag = core.to_tag = endpoint.new_tag()
         #: The final response sent, once there is one.
         self.final: Response | None = None
         # The two events are made on first use: most transactions never need them.
@@ -146,6 +149,18 @@ class ServerTransaction:
         self._acked: asyncio.Event | None = None
         self._was_cancelled = False
         self._was_acked = False
+
+    @property
+    def to_tag(self) -> str:
+        """The To tag of this transaction's responses (one per transaction, §8.2.6.2)."""
+        tag = self._to_tag
+        if tag is None:
+            tag = self._to_tag = self.core.to_tag = self._ep.new_tag()
+        return tag
+
+    @to_tag.setter
+    def to_tag(self, tag: str) -> None:
+        self._to_tag = self.core.to_tag = tag
 
     @property
     def cancelled(self) -> asyncio.Event:
@@ -193,9 +208,11 @@ class ServerTransaction:
     ) -> Response:
         """A response to this request with this transaction's To tag (none on 100), the
         endpoint's Server header (unless ``headers`` has one) and Content-Length."""
-        response = make_response(
-            self.request, status, reason, to_tag=None if status == 100 else self.to_tag
-        )
+        request = self.request
+        tag: str | None = None
+        if status != 100 and (self._to_tag is not None or request.to.tag is None):
+            tag = self.to_tag
+        response = make_response(request, status, reason, to_tag=tag)
         add = response.headers.add
         server = self._ep.server_header
         for name, value in headers:
@@ -377,7 +394,7 @@ class Endpoint:
         if proxy is not None and not isinstance(proxy, SipURI):
             raise LocalProtocolError("the outbound proxy must be a sip: or sips: URI")
         self.outbound_proxy: SipURI | None = proxy
-        self._token = random_token or (lambda: secrets.token_hex(8))
+        self._token = random_token or _TokenPool().token
         self._allow_override = list(allow) if allow is not None else None
         self.transport = TransportLayer(
             on_message=self._on_message,
@@ -1067,6 +1084,28 @@ class Endpoint:
             _log.exception("handler failed")
             if tx is not None and tx.final is None:
                 await tx.respond(500)
+
+
+class _TokenPool:
+    """Random tokens (tags, branches, Call-IDs) from ``os.urandom`` read 4 KiB at a time:
+    as unpredictable as ``secrets.token_hex(8)`` (RFC 3261 §19.3 asks for cryptographic
+    randomness), without a system call per token."""
+
+    SIZE = 4096
+    TOKEN_BYTES = 8
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._pos = 0
+
+    def token(self) -> str:
+        pos = self._pos
+        end = pos + self.TOKEN_BYTES
+        if end > len(self._pool):
+            self._pool = secrets.token_bytes(self.SIZE)
+            pos, end = 0, self.TOKEN_BYTES
+        self._pos = end
+        return self._pool[pos:end].hex()
 
 
 def _request_via(response: Response, transaction: Transaction | None) -> Via | None:
