@@ -37,4 +37,7 @@ def pytest_runtest_makereport(
         manager = item.stash.get(_PROCS_KEY, None)
         if manager is not None and manager.processes:
             report.sections.append(("peer logs", manager.report()))
+    if report.when == "teardown" and _PROCS_KEY in item.stash:
+        # items live for the whole session: do not keep every peer's output with them
+        del item.stash[_PROCS_KEY]
     return report

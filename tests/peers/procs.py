@@ -172,6 +172,10 @@ class PeerProcess:
                 self._cond.notify_all()
             with contextlib.suppress(OSError, ValueError):
                 self._log.close()
+            # our end of the pipe: Popen.wait() never closes it, and the Procs of every
+            # test stay referenced until the session ends, so each peer would keep an fd
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
 
     @property
     def pid(self) -> int:
