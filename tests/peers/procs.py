@@ -288,9 +288,11 @@ class PeerProcess:
                 self.signal(signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.popen.wait(kill_timeout)
-        else:
-            # The leader is gone; make sure no child of it lingers in the group.
-            self.signal(signal.SIGKILL)
+        # The leader is gone (or going); make sure no child of it lingers in the group
+        # (forked workers that outlive their parent keep its ports and our pipe open).
+        # Safe after the leader is reaped: Linux does not reuse a pid that is still the
+        # id of a process group with members.
+        self.signal(signal.SIGKILL)
         if self.popen.stdin is not None:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
