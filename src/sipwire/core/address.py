@@ -30,6 +30,8 @@ from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core.uri import (
     _QUOTED_RE,
     QUOTED_STRING,
+    SIMPLE_PARAMS,
+    SIMPLE_SIP_URI,
     TOKEN_CLASS,
     URI,
     AbsoluteURI,
@@ -41,6 +43,18 @@ from sipwire.core.uri import (
     _reason_snippet,
     _render_params,
     _scan_params,
+    _set_uri_headers,
+    _set_uri_host,
+    _set_uri_key,
+    _set_uri_params,
+    _set_uri_password,
+    _set_uri_port,
+    _set_uri_scheme,
+    _set_uri_text,
+    _set_uri_user,
+    _simple_params,
+    _slot_setter,
+    _split_params,
     _unfold,
     _with_param,
     _without_param,
@@ -61,6 +75,17 @@ _DISPLAY_TOKENS_RE: Final = re.compile(rf"[{TOKEN_CLASS}]+(?:[ \t]+[{TOKEN_CLASS
 _QVALUE_RE: Final = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 _WS_RE: Final = re.compile(r"[ \t]+")
 _URI_TYPES: Final = (SipURI, TelURI, AbsoluteURI)
+# The fast form of a name-addr (see "parse-path fast forms" in sipwire.core.uri): a
+# display name that is a quoted-string without quoted-pairs (qdtext only: everything
+# but CTLs other than HT, '"' and '\\') or tokens separated by single spaces; a simple
+# SIP/SIPS URI in <>; simple parameters. Groups: quoted display, token display, URI
+# text, then SIMPLE_SIP_URI's five, then the header parameters.
+_NAME_ADDR_FAST_RE: Final = re.compile(
+    r'[ \t]*(?:"([^\x00-\x08\x0a-\x1f"\\\x7f]*)"[ \t]*'
+    rf"|([{TOKEN_CLASS}]+(?: [{TOKEN_CLASS}]+)*)[ \t]*)?"
+    rf"<({SIMPLE_SIP_URI})>({SIMPLE_PARAMS})[ \t]*"
+)
+_sip_parse: Final = SipURI.parse
 
 
 def _diagnose_head(text: str, pos: int) -> RemoteProtocolError:
@@ -177,6 +202,14 @@ class Address:
 
         Raises RemoteProtocolError 400 for anything malformed, including a list of
         several values."""
+        address = _parse_fast(text)
+        if address is not None:
+            return address
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> Address:
+        """:meth:`parse` without the fast path (every form, every error)."""
         text = _unfold(text, "address")
         address, end = cls._parse_one(text, 0)
         if end != len(text) and text[end:].strip(" \t"):
@@ -190,6 +223,14 @@ class Address:
         Commas inside quoted strings and ``<...>`` do not split. The Contact wildcard
         ``*`` (RFC 3261 §10.2.2) gives ``[]`` -- use :func:`parse_contact` to tell it
         apart. An empty value or an empty element is RemoteProtocolError 400."""
+        addresses = _parse_fast_list(text)
+        if addresses is not None:
+            return addresses
+        return cls._parse_list_general(text)
+
+    @classmethod
+    def _parse_list_general(cls, text: str) -> list[Address]:
+        """:meth:`parse_list` without the fast path (every form, every error)."""
         text = _unfold(text, "address list")
         if text.strip(" \t") == "*":
             return []
@@ -232,7 +273,10 @@ class Address:
     @property
     def tag(self) -> str | None:
         """The ``tag`` parameter (RFC 3261 §19.3), or None."""
-        return self.param("tag")
+        for key, value in self.params:  # _lookup(), inlined: dialog matching is hot
+            if key.lower() == "tag":
+                return value
+        return None
 
     @property
     def expires(self) -> int | None:
@@ -279,6 +323,96 @@ class Address:
 def parse_contact(text: str) -> list[Address] | Literal["*"]:
     """Parse a Contact value: ``"*"`` for the wildcard (RFC 3261 §10.2.2, §20.10), else the
     list of addresses."""
+    addresses = _parse_fast_list(text)  # never accepts the wildcard
+    if addresses is not None:
+        return addresses
     if _unfold(text, "Contact").strip(" \t") == "*":
         return "*"
-    return Address.parse_list(text)
+    return Address._parse_list_general(text)
+
+
+# ---------------------------------------------------------------------------------------
+# The fast forms (see "parse-path fast forms" in sipwire.core.uri)
+# ---------------------------------------------------------------------------------------
+
+_set_address_uri: Final = _slot_setter(Address, "uri")
+_set_address_display_name: Final = _slot_setter(Address, "display_name")
+_set_address_params: Final = _slot_setter(Address, "params")
+_new: Final = object.__new__
+
+
+def _parse_fast(text: str) -> Address | None:
+    """One address of the common forms, or None (then the general parser decides).
+
+    Accepted: ``[display-name] <simple-sip-uri> *(;param)`` (the fast pattern above)
+    and ``sip-or-sips-URI *(;param)`` (addr-spec) whose URI has no ``,`` or ``?``.
+    Parameters are the simple form (no LWS, no quoted values); SP/HT may surround the
+    whole value. Never accepts CR or LF (folding is the general parser's), never ``*``.
+    """
+    match = _NAME_ADDR_FAST_RE.fullmatch(text)
+    if match is None:
+        return None if "<" in text else _parse_fast_spec(text)
+    quoted, tokens, uri_text, scheme, user, host, port_text, uri_params, params = match.groups()
+    if host[0] in ".-" or host[-1] == "-" or ".." in host or "-." in host or ".-" in host:
+        return None  # SipURI.parse's host name check fails: its error
+    port: int | None = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return None
+    uri = _new(SipURI)  # what SipURI.parse builds for this text
+    _set_uri_scheme(uri, scheme)
+    _set_uri_user(uri, user)
+    _set_uri_password(uri, None)
+    _set_uri_host(uri, host)
+    _set_uri_port(uri, port)
+    _set_uri_params(uri, _split_params(uri_params) if uri_params else ())
+    _set_uri_headers(uri, ())
+    _set_uri_text(uri, uri_text)
+    _set_uri_key(uri, None)
+    address = _new(Address)
+    _set_address_uri(address, uri)
+    _set_address_display_name(address, tokens if quoted is None else quoted)
+    _set_address_params(address, _split_params(params) if params else ())
+    return address
+
+
+def _parse_fast_spec(text: str) -> Address | None:
+    """The addr-spec form of :func:`_parse_fast` (no ``<``)."""
+    text = text.strip(" \t")
+    if not text.startswith(("sip:", "sips:")):
+        return None
+    spec, semi, tail = text.partition(";")
+    if "," in spec or "?" in spec:
+        return None
+    params = _simple_params(semi + tail)
+    if params is None:
+        return None
+    try:
+        uri = _sip_parse(spec)
+    except RemoteProtocolError:
+        return None
+    address = _new(Address)
+    _set_address_uri(address, uri)
+    _set_address_display_name(address, None)
+    _set_address_params(address, params)
+    return address
+
+
+def _parse_fast_list(text: str) -> list[Address] | None:
+    """A comma-separated list of :func:`_parse_fast` forms, or None.
+
+    Splitting at every comma is safe here: a comma inside ``<...>`` or quotes leaves an
+    element with an unbalanced ``<`` or ``"``, which the fast form refuses (and simple
+    parameters cannot contain one), so whenever every piece is accepted the commas were
+    exactly the list separators."""
+    if "," not in text:
+        address = _parse_fast(text)
+        return None if address is None else [address]
+    result: list[Address] = []
+    for piece in text.split(","):
+        address = _parse_fast(piece)
+        if address is None:
+            return None
+        result.append(address)
+    return result

@@ -18,7 +18,9 @@ from typing import Any, Final, Literal
 from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core.uri import (
     _HOSTNAME,
+    _IPV4_RE,
     _IPV6REF,
+    SIMPLE_PARAMS,
     TOKEN_CLASS,
     Params,
     _check_generic_params,
@@ -28,6 +30,8 @@ from sipwire.core.uri import (
     _reason_snippet,
     _render_params,
     _scan_params,
+    _slot_setter,
+    _split_params,
     _unfold,
     _with_param,
     _without_param,
@@ -168,6 +172,11 @@ _VIA_RE: Final = re.compile(
     rf"[ \t]*([{_T}]+)[ \t]*/[ \t]*([{_T}]+)[ \t]*/[ \t]*([{_T}]+)[ \t]+"
     rf"({_IPV6REF}|{_HOSTNAME})(?:[ \t]*:[ \t]*([0-9]+))?"
 )
+# The fast form (see "parse-path fast forms" in sipwire.core.uri): SIP/2.0, no LWS but
+# the one SP, a host name or IPv4 address, simple parameters.
+_VIA_FAST_RE: Final = re.compile(
+    rf"SIP/2\.0/([{_T}]+) ([A-Za-z0-9_.\-]+)(?::([0-9]{{1,5}}))?({SIMPLE_PARAMS})"
+)
 _PROTOCOL_RE: Final = re.compile(rf"[{_T}]+/[{_T}]+")
 _DIGITS_RE: Final = re.compile(r"[0-9]+")
 _VIA_CHECKED_PARAMS: Final = frozenset({"branch", "received", "rport", "ttl", "maddr"})
@@ -262,6 +271,14 @@ class Via:
     def parse(cls, text: str) -> Via:
         """Parse one via-parm; LWS around ``/`` and ``:`` is allowed (RFC 4475 §3.1.1.1).
         RemoteProtocolError 400 for malformed values, e.g. ``;;,;,,`` (§3.1.2.1)."""
+        via = _parse_via_fast(text)
+        if via is not None:
+            return via
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> Via:
+        """:meth:`parse` without the fast path (every form, every error)."""
         text = _unfold(text, "Via")
         via, end = cls._parse_at(text, 0)
         if not _at_end(text, end):
@@ -271,6 +288,24 @@ class Via:
     @classmethod
     def parse_list(cls, text: str) -> list[Via]:
         """Parse a comma-separated Via value (RFC 3261 §7.3.1); never empty."""
+        if "," not in text:
+            via = _parse_via_fast(text)
+            if via is not None:
+                return [via]
+        else:
+            vias = []
+            for piece in text.split(","):  # a simple via-parm never contains a comma
+                via = _parse_via_fast(piece.strip(" \t"))
+                if via is None:
+                    break
+                vias.append(via)
+            else:
+                return vias
+        return cls._parse_list_general(text)
+
+    @classmethod
+    def _parse_list_general(cls, text: str) -> list[Via]:
+        """:meth:`parse_list` without the fast path (every form, every error)."""
         text = _unfold(text, "Via")
         result: list[Via] = []
         pos = 0
@@ -300,7 +335,10 @@ class Via:
     @property
     def branch(self) -> str | None:
         """The ``branch`` parameter (RFC 3261 §8.1.1.7)."""
-        return self.param("branch")
+        for key, value in self.params:  # _lookup(), inlined: transaction matching is hot
+            if key.lower() == "branch":
+                return value
+        return None
 
     @property
     def received(self) -> str | None:
@@ -350,11 +388,81 @@ class Via:
         return _dc_replace(self, params=_without_param(self.params, name))
 
 
+_new: Final = object.__new__
+_set_via_transport: Final = _slot_setter(Via, "transport")
+_set_via_host: Final = _slot_setter(Via, "host")
+_set_via_port: Final = _slot_setter(Via, "port")
+_set_via_params: Final = _slot_setter(Via, "params")
+_set_via_protocol: Final = _slot_setter(Via, "protocol")
+
+
+def _parse_via_fast(text: str) -> Via | None:
+    """``SIP/2.0/transport host[:port]*(;param)`` without LWS (but the one SP), with a
+    host name or IPv4 address and simple parameters; None for anything else, including
+    every malformed value (the general parser then gives the error)."""
+    match = _VIA_FAST_RE.fullmatch(text)
+    if match is None:
+        return None
+    transport, host, port_text, params_text = match.groups()
+    if host[0] in ".-" or host[-1] == "-" or ".." in host or "-." in host or ".-" in host:
+        return None
+    port: int | None = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return None
+    params: Params = ()
+    if params_text:
+        params = _split_params(params_text)
+        for name, value in params:
+            lname = name.lower()
+            if lname in _VIA_CHECKED_PARAMS:
+                if lname == "branch":
+                    # a simple value is token chars plus ':' '[' ']'; alphanumerics: a token
+                    if value is None or (not value.isalnum() and not is_token(value)):
+                        return None
+                elif lname == "rport":
+                    if value is not None and not (
+                        value.isdigit() and len(value) < 6 and int(value) < 65536
+                    ):
+                        return None
+                elif lname == "received" and value is not None and _IPV4_RE.fullmatch(value):
+                    pass
+                elif _via_param_problem(name, value) is not None:
+                    return None
+    via = _new(Via)
+    _set_via_transport(via, transport if transport.isupper() else transport.upper())
+    _set_via_host(via, host)
+    _set_via_port(via, port)
+    _set_via_params(via, params)
+    _set_via_protocol(via, "SIP/2.0")
+    return via
+
+
 # ---------------------------------------------------------------------------------------
 # CSeq (RFC 3261 §20.16, §8.1.1.5)
 # ---------------------------------------------------------------------------------------
 
 _CSEQ_RE: Final = re.compile(rf"[ \t]*([0-9]+)[ \t]+([{_T}]+)[ \t]*")
+# Methods of RFC 3261 and its extensions: the CSeq fast path needs no token check for them.
+_KNOWN_METHODS: Final = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +483,24 @@ class CSeq:
     def parse(cls, text: str) -> CSeq:
         """Parse a CSeq value; leading zeros are fine (RFC 4475 §3.1.1.1), an overlarge
         number is RemoteProtocolError 400 (§3.1.2.4 ``scalar02``)."""
+        # Fast form: "digits SP METHOD" with a method every SIP element knows.
+        number, space, method = text.partition(" ")
+        if (
+            space
+            and method in _KNOWN_METHODS
+            and len(number) < 10  # at most 999999999 <= CSEQ_MAX
+            and number.isdigit()
+            and number.isascii()
+        ):
+            cseq = _new(cls)
+            _set_cseq_seq(cseq, int(number))
+            _set_cseq_method(cseq, method)
+            return cseq
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> CSeq:
+        """:meth:`parse` without the fast path (every form, every error)."""
         match = _CSEQ_RE.fullmatch(_unfold(text, "CSeq"))
         if match is None:
             raise RemoteProtocolError(
@@ -387,6 +513,10 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
+
+
+_set_cseq_seq: Final = _slot_setter(CSeq, "seq")
+_set_cseq_method: Final = _slot_setter(CSeq, "method")
 
 
 # ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from dataclasses import replace as _dc_replace
 from typing import Any, Final, TypeAlias
@@ -207,6 +208,31 @@ def _split_params(text: str) -> Params:
     return tuple(out)
 
 
+# -- parse-path fast forms -------------------------------------------------------------
+#
+# The header parsers first try the form nearly every value takes on the wire -- no LWS
+# inside, no quoted-string parameter values, no escapes -- with one anchored regular
+# expression (or str methods) and build the frozen objects without running their
+# constructors' validation (the text was just checked). Anything else, well-formed or
+# not, returns None and goes through the general parser, which therefore alone decides
+# every error and every unusual spelling. A fast form is a strict subset of the general
+# grammar and yields field-for-field the object the general parser builds
+# (tests/test_parse_fastpath.py checks that with hypothesis).
+
+#: ``*( SEMI generic-param )`` with no LWS and token/host values only (no quoted-string).
+SIMPLE_PARAMS: Final = rf"(?:;[{TOKEN_CLASS}]+(?:=[{TOKEN_CLASS}:\[\]]+)?)*"
+_SIMPLE_PARAMS_RE: Final = re.compile(SIMPLE_PARAMS)
+
+
+def _simple_params(text: str) -> Params | None:
+    """*text* as ``*( SEMI generic-param )`` if it has the simple form, else None."""
+    if not text:
+        return ()
+    if _SIMPLE_PARAMS_RE.fullmatch(text) is None:
+        return None
+    return _split_params(text)
+
+
 def _split_headers(text: str) -> tuple[tuple[str, str], ...]:
     """``a=1&b=2`` (already validated) -> ``(("a", "1"), ("b", "2"))``."""
     out: list[tuple[str, str]] = []
@@ -320,6 +346,14 @@ _PNAME_RE: Final = re.compile(f"{_PARAMCHAR}+")
 _PVALUE_RE: Final = re.compile(f"{_PARAMCHAR}*")
 _HNAME_RE: Final = re.compile(f"{_HNVCHAR}+")
 _HVALUE_RE: Final = re.compile(f"{_HNVCHAR}*")
+
+#: The fast form of a SIP/SIPS URI (see "parse-path fast forms"), for embedding in a
+#: header's fast pattern: lower-case scheme, no password, no escapes, no IPv6 reference,
+#: no headers. Groups: scheme, user, host, port, uri-parameters.
+SIMPLE_SIP_URI: Final = (
+    rf"(sips?):(?:([{_UNRESERVED}&=+$,;?/]+)@)?({_HOSTNAME})(?::([0-9]{{1,5}}))?"
+    rf"((?:;[{_UNRESERVED}\[\]/:&+$]+(?:=[{_UNRESERVED}\[\]/:&+$]*)?)*)"
+)
 
 #: uri-parameters that make two URIs unequal when present in only one (§19.1.4).
 _STRICT_PARAMS: Final = frozenset({"transport", "user", "ttl", "method", "maddr"})
@@ -450,17 +484,24 @@ class SipURI:
                 raise RemoteProtocolError(f"invalid IPv6 reference in URI {_reason_snippet(text)}")
         elif host[0] in ".-" or ".." in host or host[-1] == "-" or "-." in host or ".-" in host:
             raise RemoteProtocolError(f"invalid host name in URI {_reason_snippet(text)}")
-        uri = object.__new__(cls)
-        setattr_ = object.__setattr__
-        setattr_(uri, "scheme", scheme if scheme == "sip" else scheme.lower())
-        setattr_(uri, "user", user)
-        setattr_(uri, "password", password)
-        setattr_(uri, "host", host)
-        setattr_(uri, "port", None if port_text is None else _port_value(port_text, text))
-        setattr_(uri, "params", _split_params(params_text) if params_text else ())
-        setattr_(uri, "headers", _split_headers(headers_text) if headers_text else ())
-        setattr_(uri, "_text", text)
-        setattr_(uri, "_key", None)
+        if port_text is None:
+            port = None
+        elif len(port_text) < 5:  # at most 9999: in range; the regex made it ASCII digits
+            port = int(port_text)
+        else:
+            port = _port_value(port_text, text)
+        # Built without __init__ (the regex validated every component); the slot
+        # descriptors are set directly, which is cheaper than object.__setattr__.
+        uri = _new(cls)
+        _set_uri_scheme(uri, scheme if scheme == "sip" else scheme.lower())
+        _set_uri_user(uri, user)
+        _set_uri_password(uri, password)
+        _set_uri_host(uri, host)
+        _set_uri_port(uri, port)
+        _set_uri_params(uri, _split_params(params_text) if params_text else ())
+        _set_uri_headers(uri, _split_headers(headers_text) if headers_text else ())
+        _set_uri_text(uri, text)
+        _set_uri_key(uri, None)
         return uri
 
     # -- rendering -----------------------------------------------------------------------
@@ -619,6 +660,26 @@ class SipURI:
     def without_headers(self) -> SipURI:
         """A copy without the ``?header=value`` part (RFC 3261 §19.1.5)."""
         return _dc_replace(self, headers=())
+
+
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """The ``__set__`` of slot *name* of a frozen, slotted dataclass: sets the field of an
+    instance built with ``object.__new__`` on a parse path (bypassing the frozen
+    ``__setattr__``, like ``object.__setattr__`` but cheaper)."""
+    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
+    return setter
+
+
+_new: Final = object.__new__
+_set_uri_scheme: Final = _slot_setter(SipURI, "scheme")
+_set_uri_user: Final = _slot_setter(SipURI, "user")
+_set_uri_password: Final = _slot_setter(SipURI, "password")
+_set_uri_host: Final = _slot_setter(SipURI, "host")
+_set_uri_port: Final = _slot_setter(SipURI, "port")
+_set_uri_params: Final = _slot_setter(SipURI, "params")
+_set_uri_headers: Final = _slot_setter(SipURI, "headers")
+_set_uri_text: Final = _slot_setter(SipURI, "_text")
+_set_uri_key: Final = _slot_setter(SipURI, "_key")
 
 
 # ---------------------------------------------------------------------------------------
