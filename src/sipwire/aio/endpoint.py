@@ -100,6 +100,13 @@ KNOWN_METHODS = frozenset(
     }
 )
 
+# Statistics keys, made once; methods the endpoint does not know are counted together
+# (".other") so that a peer inventing methods cannot grow the counters without bound.
+_REQUESTS_IN = {m: f"requests_in.{m}" for m in KNOWN_METHODS}
+_REQUESTS_OUT = {m: f"requests_out.{m}" for m in KNOWN_METHODS}
+_RESPONSES_IN = {c: f"responses_in.{c}xx" for c in range(1, 7)}
+_RESPONSES_OUT = {c: f"responses_out.{c}xx" for c in range(1, 7)}
+
 Handler = Callable[["Request", "ServerTransaction"], Awaitable[None] | None]
 AckHandler = Callable[[Request, Source], Awaitable[None] | None]
 ResponseHandler = Callable[[Response, Source], Awaitable[None] | None]
@@ -694,9 +701,9 @@ class Endpoint:
 
     def _count_out(self, message: Request | Response) -> None:
         if isinstance(message, Request):
-            self.stats[f"requests_out.{message.method}"] += 1
+            self.stats[_REQUESTS_OUT.get(message.method, "requests_out.other")] += 1
         else:
-            self.stats[f"responses_out.{message.status // 100}xx"] += 1
+            self.stats[_RESPONSES_OUT[message.status // 100]] += 1
 
     def _tracing(self) -> bool:
         return self.trace is not None or _trace_log.isEnabledFor(logging.DEBUG)
@@ -910,7 +917,7 @@ class Endpoint:
 
     def _on_message(self, message: Request | Response, source: Source) -> None:
         if isinstance(message, Request):
-            self.stats[f"requests_in.{message.method}"] += 1
+            self.stats[_REQUESTS_IN.get(message.method, "requests_in.other")] += 1
             if self._closing and message.method not in ("ACK", "CANCEL", "BYE"):
                 self.stats["rejected_closing"] += 1
                 with contextlib.suppress(Exception):
@@ -919,7 +926,7 @@ class Endpoint:
                     self._queue_send(resp, source, None)
                 return
         else:
-            self.stats[f"responses_in.{message.status // 100}xx"] += 1
+            self.stats[_RESPONSES_IN[message.status // 100]] += 1
             # §18.1.2: a response whose top Via sent-by is not ours is discarded.
         if self._tracing():
             self._emit_trace("in", source.transport, source.remote, message)
