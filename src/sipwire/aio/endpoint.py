@@ -388,8 +388,11 @@ class Endpoint:
         max_transactions: int = 100_000,
         random_token: Callable[[], str] | None = None,
         allow: Iterable[str] | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.listen_specs = list(listen)
+        #: SO_REUSEPORT on every listener (``sipwire serve --workers N``).
+        self.reuse_port = reuse_port
         self._certfile = certfile
         self._keyfile = keyfile
         self.timers = timers or TimerConfig()
@@ -439,9 +442,11 @@ class Endpoint:
         for spec in self.listen_specs:
             scheme = spec.split(":", 1)[0].lower()
             if scheme in ("tls", "wss"):
-                await self.transport.listen(spec, certfile=self._certfile, keyfile=self._keyfile)
+                await self.transport.listen(
+                    spec, certfile=self._certfile, keyfile=self._keyfile, reuse_port=self.reuse_port
+                )
             else:
-                await self.transport.listen(spec)
+                await self.transport.listen(spec, reuse_port=self.reuse_port)
         return self
 
     async def close(self, *, grace: float = 2.0) -> None:

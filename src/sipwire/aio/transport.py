@@ -320,13 +320,16 @@ class TransportLayer:
         keyfile: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         advertise: str | None = None,
+        reuse_port: bool = False,
     ) -> Listener:
         """Bind ``"udp:127.0.0.1:5060"``, ``"tcp:[::1]:0"``, ``"tls:..."``, ``"ws:..."``,
         ``"wss:..."`` (port 0: a free port; no port: the transport's default).
 
         TLS and WSS need ``certfile`` (+ ``keyfile``) or a server ``ssl_context``.
         ``advertise="host[:port]"`` is what Via sent-by says for this listener (an FQDN or
-        a NAT's public address); by default the bound address.
+        a NAT's public address); by default the bound address. ``reuse_port`` sets
+        SO_REUSEPORT so several worker processes share the port (the kernel spreads UDP
+        flows and TCP connections over them).
         """
         if self._closed:
             raise LocalProtocolError("the transport layer is closed")
@@ -349,7 +352,7 @@ class TransportLayer:
         loop = asyncio.get_running_loop()
         if transport == "UDP":
             datagram_transport, endpoint = await loop.create_datagram_endpoint(
-                lambda: UdpEndpoint(self), local_addr=(host, port)
+                lambda: UdpEndpoint(self), local_addr=(host, port), reuse_port=reuse_port or None
             )
             sockname = datagram_transport.get_extra_info("sockname")
             endpoint.local = (normalize_ip(str(sockname[0])), int(sockname[1]))
@@ -361,6 +364,7 @@ class TransportLayer:
                 host,
                 port,
                 reuse_address=True,
+                reuse_port=reuse_port or None,
             )
             sockname = server.sockets[0].getsockname()
             local = (normalize_ip(str(sockname[0])), int(sockname[1]))
