@@ -38,11 +38,29 @@ _MAX_EXPIRY_SLEEP = 600.0
 class Server:
     """Run with ``await server.start()`` ... ``await server.stop()``, or :meth:`serve`."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(
+        self, config: ServerConfig, *, worker: bool = False, secret: bytes | None = None
+    ) -> None:
+        """``worker=True``: one of ``--workers N`` processes sharing the listening ports
+        (SO_REUSEPORT). Each worker also binds a private UDP port per UDP listener address,
+        first, so the Via of the requests it sends names it and their responses come back to
+        it rather than to a sibling. ``secret`` is the nonce key shared by the workers, so a
+        nonce minted by one verifies in another."""
         self.config = config.validate()
         self.db = SQLiteDatabase(config.db)
+        listen = list(config.listen)
+        if worker:
+            private = []
+            for spec in listen:
+                scheme, _, rest = spec.partition(":")
+                if scheme.lower() == "udp":
+                    host = rest.rsplit(":", 1)[0]
+                    if f"udp:{host}:0" not in private:
+                        private.append(f"udp:{host}:0")
+            listen = private + listen
         self.endpoint = Endpoint(
-            listen=config.listen,
+            listen=listen,
+            reuse_port=worker,
             certfile=config.tls.cert or None,
             keyfile=config.tls.key or None,
             user_agent=config.server_header or None,
@@ -62,6 +80,7 @@ class Server:
             ),
             on_change=self._bindings_changed,
         )
+        self._secret = secret
         self.auth: Any = None if config.no_auth else self._make_authenticator()
         self.proxy: Any = self._make_proxy()
         self._expiry: asyncio.TimerHandle | None = None
@@ -81,7 +100,11 @@ class Server:
             nonce_lifetime=float(c.auth.nonce_lifetime),
         )
         return Authenticator(
-            self.db.users, domains=c.domains, policy=policy, host_aliases=self.is_our_address
+            self.db.users,
+            domains=c.domains,
+            policy=policy,
+            host_aliases=self.is_our_address,
+            secret=self._secret,
         )
 
     def _make_proxy(self) -> Any:
@@ -168,8 +191,9 @@ class Server:
             await stop.wait()
             _log.info("shutting down")
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+            # The handlers stay installed while stopping: a second SIGTERM (a supervisor
+            # signalling the whole process group, or ``--workers`` forwarding it) must not
+            # kill a graceful shutdown half-way.
             await self.stop()
 
     # ------------------------------------------------------------------ registrar

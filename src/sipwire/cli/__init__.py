@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    args._argv = raw  # e.g. for `sipwire serve --workers N` to start its workers
     run = getattr(args, "_run", None)
     if run is None:
         parser.print_help()
