@@ -288,6 +288,9 @@ def test_common_cseqs_parse(text: str) -> None:
         " * ",
         "sip:a@b,sip:c@d",
         "sip:a@b?x=y",
+        "<sip:a@b>;tag=1;tag",
+        "<sip:a@b>;tag=1;=2",
+        "<sip:a@b>;tag=x:y;expires=[::1]",
     ],
 )
 def test_fast_path_boundaries_agree(text: str) -> None:
@@ -308,6 +311,13 @@ def test_fast_path_boundaries_agree(text: str) -> None:
         "SIP/2.0/udp host;branch=z9hG4bK1",
         "SIP/2.0/UDP host;branch=z9hG4bK1,",
         "SIP/2.0/UDP host;branch=z9hG4bK1,,SIP/2.0/UDP h2",
+        "SIP/2.0/UDP host;received=::1;ttl=256",  # a fine received, then a bad ttl
+        "SIP/2.0/UDP host;received=192.0.2.1;ttl=256",
+        "SIP/2.0/UDP host;rport=5060;received=192.0.2.1x",
+        "SIP/2.0/UDP host;rport=65536;received=192.0.2.1",
+        "SIP/2.0/UDP host;rport;branch=z9hG4bK1;received=192.0.2.256",
+        "SIP/2.0/UDP host;branch=z9hG4bK1;branch=a:b",
+        "SIP/2.0/UDP host;branch=z9hG4bK1;rport=;received=192.0.2.1",
     ],
 )
 def test_via_boundaries_agree(text: str) -> None:

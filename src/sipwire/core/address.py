@@ -79,11 +79,14 @@ _URI_TYPES: Final = (SipURI, TelURI, AbsoluteURI)
 # display name that is a quoted-string without quoted-pairs (qdtext only: everything
 # but CTLs other than HT, '"' and '\\') or tokens separated by single spaces; a simple
 # SIP/SIPS URI in <>; simple parameters. Groups: quoted display, token display, URI
-# text, then SIMPLE_SIP_URI's five, then the header parameters.
+# text, then SIMPLE_SIP_URI's five, then the first header parameter's name and value
+# (the usual single ;tag or ;expires, captured so that it needs no splitting), then
+# the other header parameters.
 _NAME_ADDR_FAST_RE: Final = re.compile(
     r'[ \t]*(?:"([^\x00-\x08\x0a-\x1f"\\\x7f]*)"[ \t]*'
     rf"|([{TOKEN_CLASS}]+(?: [{TOKEN_CLASS}]+)*)[ \t]*)?"
-    rf"<({SIMPLE_SIP_URI})>({SIMPLE_PARAMS})[ \t]*"
+    rf"<({SIMPLE_SIP_URI})>"
+    rf"(?:;([{TOKEN_CLASS}]+)(?:=([{TOKEN_CLASS}:\[\]]+))?)?({SIMPLE_PARAMS})[ \t]*"
 )
 _sip_parse: Final = SipURI.parse
 
@@ -352,8 +355,12 @@ def _parse_fast(text: str) -> Address | None:
     match = _NAME_ADDR_FAST_RE.fullmatch(text)
     if match is None:
         return None if "<" in text else _parse_fast_spec(text)
-    quoted, tokens, uri_text, scheme, user, host, port_text, uri_params, params = match.groups()
-    if host[0] in ".-" or host[-1] == "-" or ".." in host or "-." in host or ".-" in host:
+    (quoted, tokens, uri_text, scheme, user, host, port_text, uri_params, name, value, rest) = (
+        match.groups()
+    )
+    if ("-" in host or ".." in host or host[0] == ".") and (
+        host[0] in ".-" or host[-1] == "-" or ".." in host or "-." in host or ".-" in host
+    ):
         return None  # SipURI.parse's host name check fails: its error
     port: int | None = None
     if port_text is not None:
@@ -373,7 +380,12 @@ def _parse_fast(text: str) -> Address | None:
     address = _new(Address)
     _set_address_uri(address, uri)
     _set_address_display_name(address, tokens if quoted is None else quoted)
-    _set_address_params(address, _split_params(params) if params else ())
+    if name is None:  # then rest is empty too (the group takes any first parameter)
+        _set_address_params(address, _split_params(rest) if rest else ())
+    elif not rest:
+        _set_address_params(address, ((name, value),))
+    else:
+        _set_address_params(address, ((name, value), *_split_params(rest)))
     return address
 
 

@@ -173,9 +173,14 @@ _VIA_RE: Final = re.compile(
     rf"({_IPV6REF}|{_HOSTNAME})(?:[ \t]*:[ \t]*([0-9]+))?"
 )
 # The fast form (see "parse-path fast forms" in sipwire.core.uri): SIP/2.0, no LWS but
-# the one SP, a host name or IPv4 address, simple parameters.
+# the one SP, a host name or IPv4 address, simple parameters. The usual layout
+# ";branch=token;rport[=port];received=IPv4" is captured piece by piece (each piece
+# optional, in this order), already checked by the pattern but for the rport range;
+# the parameters after them are split and checked in Python.
 _VIA_FAST_RE: Final = re.compile(
-    rf"SIP/2\.0/([{_T}]+) ([A-Za-z0-9_.\-]+)(?::([0-9]{{1,5}}))?({SIMPLE_PARAMS})"
+    rf"SIP/2\.0/([{_T}]+) ([A-Za-z0-9_.\-]+)(?::([0-9]{{1,5}}))?"
+    rf"(?:;branch=([{_T}]+))?(;rport(?:=([0-9]{{1,5}}))?)?(?:;received=({_IPV4_RE.pattern}))?"
+    rf"({SIMPLE_PARAMS})"
 )
 _PROTOCOL_RE: Final = re.compile(rf"[{_T}]+/[{_T}]+")
 _DIGITS_RE: Final = re.compile(r"[0-9]+")
@@ -403,33 +408,41 @@ def _parse_via_fast(text: str) -> Via | None:
     match = _VIA_FAST_RE.fullmatch(text)
     if match is None:
         return None
-    transport, host, port_text, params_text = match.groups()
-    if host[0] in ".-" or host[-1] == "-" or ".." in host or "-." in host or ".-" in host:
-        return None
+    transport, host, port_text, branch, rport, rport_value, received, params_text = match.groups()
+    if ("-" in host or ".." in host or host[0] == ".") and (
+        host[0] in ".-" or host[-1] == "-" or ".." in host or "-." in host or ".-" in host
+    ):
+        return None  # the general parser's host name error
     port: int | None = None
     if port_text is not None:
         port = int(port_text)
         if port > 65535:
             return None
-    params: Params = ()
-    if params_text:
-        params = _split_params(params_text)
-        for name, value in params:
-            lname = name.lower()
-            if lname in _VIA_CHECKED_PARAMS:
-                if lname == "branch":
-                    # a simple value is token chars plus ':' '[' ']'; alphanumerics: a token
-                    if value is None or (not value.isalnum() and not is_token(value)):
-                        return None
-                elif lname == "rport":
-                    if value is not None and not (
-                        value.isdigit() and len(value) < 6 and int(value) < 65536
-                    ):
-                        return None
-                elif lname == "received" and value is not None and _IPV4_RE.fullmatch(value):
-                    pass
-                elif _via_param_problem(name, value) is not None:
-                    return None
+    params: Params
+    if rport is None and received is None:
+        if not params_text:
+            params = () if branch is None else (("branch", branch),)
+        else:
+            rest = _split_params(params_text)
+            if not _via_params_fine(rest):
+                return None
+            params = rest if branch is None else (("branch", branch), *rest)
+    else:
+        if rport_value is not None and int(rport_value) > 65535:
+            return None
+        items: list[tuple[str, str | None]] = []
+        if branch is not None:
+            items.append(("branch", branch))
+        if rport is not None:
+            items.append(("rport", rport_value))
+        if received is not None:
+            items.append(("received", received))
+        if params_text:
+            rest = _split_params(params_text)
+            if not _via_params_fine(rest):
+                return None
+            items += rest
+        params = tuple(items)
     via = _new(Via)
     _set_via_transport(via, transport if transport.isupper() else transport.upper())
     _set_via_host(via, host)
@@ -437,6 +450,31 @@ def _parse_via_fast(text: str) -> Via | None:
     _set_via_params(via, params)
     _set_via_protocol(via, "SIP/2.0")
     return via
+
+
+def _via_params_fine(params: Params) -> bool:
+    """True if the simple-form *params* pass :func:`_via_param_problem` (the common
+    values are checked inline, anything else by that function)."""
+    for name, value in params:
+        lname = name.lower()
+        if lname in _VIA_CHECKED_PARAMS:
+            if lname == "rport":
+                if value is not None and not (
+                    value.isdigit() and len(value) < 6 and int(value) < 65536
+                ):
+                    return False
+            elif lname == "received":
+                if (value is None or _IPV4_RE.fullmatch(value) is None) and _via_param_problem(
+                    name, value
+                ) is not None:
+                    return False
+            elif lname == "branch":
+                # a simple value is token characters plus ':' '[' ']'
+                if value is None or (not value.isalnum() and not is_token(value)):
+                    return False
+            elif _via_param_problem(name, value) is not None:
+                return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------
