@@ -376,15 +376,19 @@ class Headers:
         """Like :meth:`values` for a lookup key; the list is shared, do not change it."""
         index = self._index
         if index is None:
-            index = {}
-            for entry in self._entries:
-                rows = index.get(entry[0])
-                if rows is None:
-                    index[entry[0]] = [entry[2]]
-                else:
-                    rows.append(entry[2])
-            self._index = index
+            index = self._build_index()
         return index.get(key, _NO_VALUES)
+
+    def _build_index(self) -> dict[str, list[str]]:
+        """key -> values of the rows with that key, in order (dropped by every change)."""
+        index: dict[str, list[str]] = {}
+        for key, _, value, _ in self._entries:
+            if key in index:
+                index[key].append(value)
+            else:
+                index[key] = [value]
+        self._index = index
+        return index
 
     def count(self, name: str) -> int:
         """How many rows are called ``name``."""

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, TypeVar
 
 from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core.address import Address, parse_contact
+from sipwire.core.address import _parse_fast as _address_fast
 from sipwire.core.headers import Headers, _check_encodable, is_token
 from sipwire.core.headervalues import (
     ContentType,
@@ -45,6 +46,7 @@ from sipwire.core.headervalues import (
     parse_option_tags,
     parse_rseq,
 )
+from sipwire.core.headervalues import _parse_via_fast as _via_fast
 from sipwire.core.uri import URI, SipURI, parse_uri
 
 __all__ = [
@@ -189,12 +191,17 @@ def _missing(name: str) -> RemoteProtocolError:
 
 def _single(headers: Headers, name: str) -> str:
     """The value of a header that must appear exactly once (RFC 3261 §7.3.1)."""
-    values = headers._values(name.lower())
+    return _exactly_one(headers, name.lower(), name)
+
+
+def _exactly_one(headers: Headers, key: str, name: str) -> str:
+    """:func:`_single` for a lookup key (``"from"``) and the name used in errors."""
+    values = headers._values(key)
+    if len(values) == 1:
+        return values[0]
     if not values:
         raise _missing(name)
-    if len(values) > 1:
-        raise RemoteProtocolError(f"more than one {name} header")
-    return values[0]
+    raise RemoteProtocolError(f"more than one {name} header")
 
 
 def _optional(headers: Headers, name: str, parse: Callable[[str], _T]) -> _T | None:
@@ -377,7 +384,9 @@ class Message:
     # -- lazy typed values ---------------------------------------------------------
 
     def _valid_cache(self) -> dict[str, Any]:
-        headers = self.headers
+        headers = self._headers
+        if headers is None:
+            headers = self.headers
         if headers._version != self._cache_version:
             self._cache = {}
             self._cache_version = headers._version
@@ -396,6 +405,9 @@ class Message:
             value = compute(headers)
             cache[key] = value
         return value  # type: ignore[no-any-return]
+
+    # The properties every transaction and dialog reads (top_via, from_, to, call_id,
+    # cseq, contact) inline what _typed() does when the cache is current.
 
     @property
     def via(self) -> list[Via]:
@@ -418,45 +430,75 @@ class Message:
         """The first Via value (the transaction's branch lives here, §17.1.3, §17.2.3).
 
         Only the first value is parsed (a proxy rarely needs the others)."""
-        cache = self._valid_cache()
+        headers = self._headers
+        if headers is None or headers._version != self._cache_version:
+            self._valid_cache()
+            headers = self.headers
+        cache = self._cache
         top: Via | None = cache.get("top_via")
         if top is None:
-            vias: list[Via] | None = cache.get("via")
-            if vias:
-                top = vias[0]
-            else:
-                rows = self.headers._values("via")
-                if not rows:
-                    raise _missing("Via")
-                first = rows[0]
-                top = Via.parse(first) if "," not in first else Via.parse_list(first)[0]
-            cache["top_via"] = top
+            top = cache["top_via"] = _compute_top_via(headers, cache)
         return top
 
     @property
     def from_(self) -> Address:
         """The From header (§20.20); exactly one is required."""
-        return self._typed("from", _compute_from)
+        headers = self._headers
+        if headers is None or headers._version != self._cache_version:
+            return self._typed("from", _compute_from)
+        cache = self._cache
+        value: Address | None = cache.get("from")
+        if value is None:
+            value = cache["from"] = _compute_from(headers)
+        return value
 
     @property
     def to(self) -> Address:
         """The To header (§20.39); exactly one is required."""
-        return self._typed("to", _compute_to)
+        headers = self._headers
+        if headers is None or headers._version != self._cache_version:
+            return self._typed("to", _compute_to)
+        cache = self._cache
+        value: Address | None = cache.get("to")
+        if value is None:
+            value = cache["to"] = _compute_to(headers)
+        return value
 
     @property
     def call_id(self) -> str:
         """The Call-ID (§20.8), as written."""
-        return self._typed("call-id", _compute_call_id)
+        headers = self._headers
+        if headers is None or headers._version != self._cache_version:
+            return self._typed("call-id", _compute_call_id)
+        cache = self._cache
+        value: str | None = cache.get("call-id")
+        if value is None:
+            value = cache["call-id"] = _compute_call_id(headers)
+        return value
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq (§20.16): sequence number and method."""
-        return self._typed("cseq", _compute_cseq)
+        headers = self._headers
+        if headers is None or headers._version != self._cache_version:
+            return self._typed("cseq", _compute_cseq)
+        cache = self._cache
+        value: CSeq | None = cache.get("cseq")
+        if value is None:
+            value = cache["cseq"] = _compute_cseq(headers)
+        return value
 
     @property
     def contact(self) -> list[Address]:
         """Every Contact value (§20.10); empty for ``Contact: *`` (see contact_is_star)."""
-        return self._typed("contact", _compute_contacts) or []
+        headers = self._headers
+        if headers is None or headers._version != self._cache_version:
+            return self._typed("contact", _compute_contacts) or []
+        cache = self._cache
+        value: list[Address] | None = cache.get("contact", _MISSING)
+        if value is _MISSING:
+            value = cache["contact"] = _compute_contacts(headers)
+        return value or []
 
     @property
     def contact_is_star(self) -> bool:
@@ -627,20 +669,40 @@ class Message:
 _M = TypeVar("_M", bound=Message)
 
 
+# compute(headers) functions of the typed properties.  The hot ones call the
+# parsers' fast forms directly (one call less than Address.parse / Via.parse, which do
+# the same: fast form, else the general parser).
+
+
+def _compute_top_via(headers: Headers, cache: dict[str, Any]) -> Via:
+    vias: list[Via] | None = cache.get("via")
+    if vias:
+        return vias[0]
+    rows = headers._values("via")
+    if not rows:
+        raise _missing("Via")
+    first = rows[0]
+    if "," in first:
+        return Via.parse_list(first)[0]
+    return _via_fast(first) or Via._parse_general(first)
+
+
 def _compute_from(headers: Headers) -> Address:
-    return Address.parse(_single(headers, "From"))
+    text = _exactly_one(headers, "from", "From")
+    return _address_fast(text) or Address._parse_general(text)
 
 
 def _compute_to(headers: Headers) -> Address:
-    return Address.parse(_single(headers, "To"))
+    text = _exactly_one(headers, "to", "To")
+    return _address_fast(text) or Address._parse_general(text)
 
 
 def _compute_call_id(headers: Headers) -> str:
-    return _check_call_id(_single(headers, "Call-ID"))
+    return _check_call_id(_exactly_one(headers, "call-id", "Call-ID"))
 
 
 def _compute_cseq(headers: Headers) -> CSeq:
-    return CSeq.parse(_single(headers, "CSeq"))
+    return CSeq.parse(_exactly_one(headers, "cseq", "CSeq"))
 
 
 def _compute_contacts(headers: Headers) -> list[Address] | None:
