@@ -3,6 +3,10 @@
 * ``procs``: a :class:`peers.procs.Procs` that owns every real-peer process the test starts;
   teardown stops them all (SIGTERM, then SIGKILL, bounded), and a failed test's report gets
   a "peer logs" section with the tail of every peer's log.
+* Hypothesis runs without its default 200 ms per-example deadline and without the
+  ``too_slow`` health check (both are wall-clock asserts: on a loaded 2-core CI machine one
+  descheduled example fails them, reported as ``DeadlineExceeded``/``Flaky``). A test that
+  sets ``deadline=`` itself (the parser fuzzing's generous bound) keeps it.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ import pathlib
 from collections.abc import Generator, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from peers.procs import Procs
+
+settings.register_profile("sipwire", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("sipwire")
 
 _PROCS_KEY = pytest.StashKey[Procs]()
 
