@@ -2,10 +2,18 @@
 
 Tricks and notes:
 
-* Ports come from the kernel (bind to port 0, read the number, close). The socket is closed
-  before the peer binds, so another process *could* grab the port in between; to make that
-  unlikely within one test session, every port handed out is remembered (bounded, the last
-  ``_MEMORY`` ports) and never handed out twice.
+* Ports are handed out *outside the kernel's ephemeral range* (read from
+  ``/proc/sys/net/ipv4/ip_local_port_range``; 32768-60999 by default): above it and in
+  1024-4999, below the ports peers take on their own (SIP 5060, SIPp media 6000+ and
+  control 8888+, RTP 10000-32767 for baresip, linphone and sipwire). A port is probed free,
+  then the peer binds it a little later; in that window any ``bind(port 0)`` or
+  ``connect()`` on the machine (this test's own endpoints, a peer's outgoing TCP) gets an
+  ephemeral port and, inside that range, could land on the very port just handed out.
+  Outside it, only a program that binds that exact port can take it. If the ephemeral range
+  leaves too little room, ports come from the kernel (bind to port 0) as a fallback.
+* The pool is walked in a random order (per process, so concurrent test runs spread out)
+  and every port handed out is remembered (bounded, the last ``_MEMORY`` ports), so one
+  session never hands out a port twice while the pool lasts.
 * baresip listens on UDP *and* TCP on its ``sip_listen`` port and TLS on port+1
   (``free_port_both(span=2)``), Kamailio's ``listen=`` without a
   proto does both too, and SIPp's TCP mode still binds UDP: use :func:`free_port_both` for them.
@@ -14,13 +22,15 @@ Tricks and notes:
 * :func:`wait_bound` tells when a peer has opened its port by trying to bind it ourselves
   (no probe packets or connections that the peer would count as traffic).
 * RTP ports are not managed here: baresip picks random even ports in 10000-20000 (its
-  ``rtp_ports`` default), linphone picks its own; collisions between parallel tests are
-  negligible.
+  ``rtp_ports`` setting), linphone in 20000-29999, sipwire in 16384-32767; collisions
+  between parallel tests are negligible.
 """
 
 from __future__ import annotations
 
 import collections
+import pathlib
+import random
 import socket
 import threading
 import time
@@ -36,6 +46,64 @@ _MEMORY = 4096
 _given: collections.deque[int] = collections.deque(maxlen=_MEMORY)
 _lock = threading.Lock()
 _MAX_TRIES = 200
+_LOW_POOL = (1024, 4999)  # below every port a peer picks by itself
+_MIN_POOL = 2000  # smaller pools (odd ephemeral ranges): use the kernel's choice instead
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        text = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = (int(v) for v in text.split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def _make_pool() -> list[int]:
+    low, high = _ephemeral_range()
+    ports = [
+        p
+        for first, last in (_LOW_POOL, (high + 1, 65535))
+        for p in range(first, last + 1)
+        if not low <= p <= high
+    ]
+    if len(ports) < _MIN_POOL:
+        return []
+    random.SystemRandom().shuffle(ports)
+    return ports
+
+
+class _Pool:
+    """The non-ephemeral ports in a random order, walked round and round."""
+
+    def __init__(self) -> None:
+        self.ports = _make_pool()
+        self.members = frozenset(self.ports)
+        self.index = 0
+
+    def next(self) -> int | None:
+        """The next candidate (None: no pool, use port 0)."""
+        if not self.ports:
+            return None
+        port = self.ports[self.index]
+        self.index = (self.index + 1) % len(self.ports)
+        return port
+
+
+_pool: _Pool | None = None
+
+
+def _candidate() -> int:
+    """A port to probe: from the pool, else 0 (the kernel's choice). Call under _lock."""
+    global _pool
+    if _pool is None:
+        _pool = _Pool()
+    port = _pool.next()
+    return 0 if port is None else port
+
+
+def _in_pool(port: int) -> bool:
+    return _pool is None or not _pool.ports or port in _pool.members
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -64,7 +132,7 @@ def free_port(kind: PortKind = "udp", host: str = "127.0.0.1") -> int:
         return free_port_both(host)
     with _lock:
         for _ in range(_MAX_TRIES):
-            port = _probe(kind, host, 0)
+            port = _probe(kind, host, _candidate())
             if port is not None and port not in _given:
                 _given.append(port)
                 return port
@@ -78,11 +146,11 @@ def free_port_both(host: str = "127.0.0.1", span: int = 1) -> int:
     """
     with _lock:
         for _ in range(_MAX_TRIES):
-            port = _probe("tcp", host, 0)
+            port = _probe("tcp", host, _candidate())
             if port is None or port + span > 65536:
                 continue
             block = range(port, port + span)
-            if any(p in _given for p in block):
+            if any(p in _given or not _in_pool(p) for p in block):
                 continue
             if _probe("udp", host, port) is None:
                 continue
