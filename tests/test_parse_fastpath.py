@@ -411,3 +411,55 @@ def test_sip_uri_parse_builds_what_the_constructor_builds(text: str) -> None:
     assert hash(uri) == hash(built)
     assert repr(uri) == repr(built)
     assert SipURI.parse(str(built)) == uri
+
+
+# --- the parser's header index ------------------------------------------------------------
+
+
+def _index_matches(msg: Any) -> bool:
+    """The index the parser built (if it did) is the index of the rows; True if built."""
+    headers = msg.headers
+    built = headers._index
+    headers._index = None
+    fresh = headers._build_index()
+    assert built is None or built == fresh
+    assert fresh == {
+        key: [value for k, _, value, _ in headers._entries if k == key]
+        for key in {entry[0] for entry in headers._entries}
+    }
+    return built is not None
+
+
+@pytest.mark.parametrize("validate", [True, False])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"v: SIP/2.0/UDP a;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP b;branch=z9hG4bK2\r\n",
+        b"Via: SIP/2.0/UDP a;branch=z9hG4bK1\r\n  ;rport\r\nX-A: 1\r\nx-a: 2\r\n",  # folded
+        b"Via: SIP/2.0/UDP a;branch=z9hG4bK1\nX-A:\t1 \n",  # bare LF line ends
+    ],
+)
+def test_parser_index_is_the_index_of_the_rows(head: bytes, validate: bool) -> None:
+    from sipwire.core.message import parse_message
+
+    data = (
+        b"OPTIONS sip:x@example.com SIP/2.0\r\n"
+        + head
+        + b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:x@example.com>\r\n"
+        b"Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    if b"\r\n" not in head:
+        data = data.replace(b"\r\n", b"\n")
+    prebuilt = _index_matches(parse_message(data, validate=validate))
+    if not validate:  # (validation looks headers up, which builds the index anyway)
+        assert prebuilt == (b"\r\n " not in head)  # folded rows: built on first lookup
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.booleans(), st.data())
+def test_parser_index_of_generated_messages(validate: bool, data: st.DataObject) -> None:
+    from sipwire.core.message import parse_message
+    from strategies_msg import messages
+
+    msg = data.draw(messages())
+    _index_matches(parse_message(msg.to_bytes(), validate=validate))

@@ -185,16 +185,20 @@ def _name_info(name: str) -> tuple[str, str, bool]:
 _Entry = tuple[str, str, str, "str | None"]
 
 
-def _rows(lines: list[str], lengths: list[str]) -> list[_Entry] | None:
+def _rows(lines: list[str], lengths: list[str], index: dict[str, list[str]]) -> list[_Entry] | None:
     """Header rows from physical lines (``lines[0]`` is the start line).
 
-    Content-Length values are appended to ``lengths``.  Returns None if a line is
-    folded (starts with SP/HT): the caller then uses :func:`_folded_rows`.
+    Content-Length values are appended to ``lengths``; ``index`` (empty) is filled as
+    :meth:`Headers._build_index` would (every typed lookup needs it: one pass instead of
+    two).  Returns None if a line is folded (starts with SP/HT): the caller then uses
+    :func:`_folded_rows` (and drops ``index``).
     """
     cache = _NAME_CACHE
     entries: list[_Entry] = []
     append = entries.append
-    for line in lines[1:]:
+    lines_after_start = iter(lines)
+    next(lines_after_start)
+    for line in lines_after_start:
         name, colon, value = line.partition(":")
         info = cache.get(name)
         if info is None or not colon:
@@ -203,10 +207,15 @@ def _rows(lines: list[str], lengths: list[str]) -> list[_Entry] | None:
             if not colon:
                 raise _bad(f"header line without a colon: {line[:40]!r}")
             info = _name_info(name)
+        key, written, is_length = info
         value = value.strip(" \t")
-        if info[2]:
+        if is_length:
             lengths.append(value)
-        append((info[0], info[1], value, line))
+        append((key, written, value, line))
+        if key in index:
+            index[key].append(value)
+        else:
+            index[key] = [value]
     return entries
 
 
@@ -262,13 +271,20 @@ def _split_lines(text: str) -> tuple[list[str], str]:
 def _split_rows(text: str) -> Headers:
     """The header rows of a decoded header section (``text`` starts with the start line).
 
-    Used when a lazily parsed message's headers are first needed."""
-    lines, sep = _split_lines(text)
+    Used when a lazily parsed message's headers are first needed: ``text`` has as many
+    CRs as LFs (:func:`_parse_head` checked), so if every LF ends a CRLF the lines are
+    the CRLF-separated pieces without counting the CRs again."""
+    lines = text.split("\r\n")
+    if text.count("\n") == len(lines) - 1:
+        sep = "\r\n"
+    else:
+        lines, sep = _split_lines(text)
     lengths: list[str] = []
-    entries = _rows(lines, lengths)
+    index: dict[str, list[str]] = {}
+    entries = _rows(lines, lengths, index)
     if entries is None:
-        entries = _folded_rows(lines, sep, lengths)
-    return Headers._from_entries(entries)
+        return Headers._from_entries(_folded_rows(lines, sep, lengths))
+    return Headers._from_entries(entries, index)
 
 
 def _parse_head(
@@ -319,11 +335,13 @@ def _parse_head(
     if value is None:
         lines, sep = _split_lines(text)
         lengths: list[str] = []
-        entries = _rows(lines, lengths)
+        index: dict[str, list[str]] = {}
+        entries = _rows(lines, lengths, index)
         if entries is None:
             lengths = []
-            entries = _folded_rows(lines, sep, lengths)
-        msg._headers = Headers._from_entries(entries)
+            msg._headers = Headers._from_entries(_folded_rows(lines, sep, lengths))
+        else:
+            msg._headers = Headers._from_entries(entries, index)
         msg._head_text = None
         if not lengths:
             return msg, None, deferred

@@ -312,12 +312,15 @@ class Headers:
             self._entries.append((_check_name(name), name, _check_value(value), None))
 
     @classmethod
-    def _from_entries(cls, entries: list[_Entry]) -> Headers:
-        """Wrap already-checked rows (the parser's fast path)."""
+    def _from_entries(
+        cls, entries: list[_Entry], index: dict[str, list[str]] | None = None
+    ) -> Headers:
+        """Wrap already-checked rows (the parser's fast path), with their lookup index
+        if the parser built it (exactly what :meth:`_build_index` gives)."""
         self = cls.__new__(cls)
         self._entries = entries
         self._version = 0
-        self._index = None
+        self._index = index
         return self
 
     def _touch(self) -> None:

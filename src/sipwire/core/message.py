@@ -29,6 +29,7 @@ from typing import Any, ClassVar, TypeVar
 from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core.address import Address, parse_contact
 from sipwire.core.address import _parse_fast as _address_fast
+from sipwire.core.address import _parse_fast_list as _address_list_fast
 from sipwire.core.headers import Headers, _check_encodable, is_token
 from sipwire.core.headervalues import (
     ContentType,
@@ -412,17 +413,14 @@ class Message:
     @property
     def via(self) -> list[Via]:
         """Every Via value, top first (§20.42)."""
-        cache = self._valid_cache()
+        headers = self._headers
+        if headers is None or headers._version != self._cache_version:
+            self._valid_cache()
+            headers = self.headers
+        cache = self._cache
         vias: list[Via] | None = cache.get("via")
         if vias is None:
-            top: Via | None = cache.get("top_via")
-            vias = []
-            for value in self.headers._values("via"):
-                if top is not None and not vias and "," not in value:
-                    vias.append(top)
-                else:
-                    vias.extend(Via.parse_list(value))
-            cache["via"] = vias
+            vias = cache["via"] = _compute_vias(headers, cache)
         return vias
 
     @property
@@ -674,6 +672,17 @@ _M = TypeVar("_M", bound=Message)
 # the same: fast form, else the general parser).
 
 
+def _compute_vias(headers: Headers, cache: dict[str, Any]) -> list[Via]:
+    top: Via | None = cache.get("top_via")
+    vias: list[Via] = []
+    for value in headers._values("via"):
+        if top is not None and not vias and "," not in value:
+            vias.append(top)
+        else:
+            vias.extend(Via.parse_list(value))
+    return vias
+
+
 def _compute_top_via(headers: Headers, cache: dict[str, Any]) -> Via:
     vias: list[Via] | None = cache.get("via")
     if vias:
@@ -708,6 +717,10 @@ def _compute_cseq(headers: Headers) -> CSeq:
 def _compute_contacts(headers: Headers) -> list[Address] | None:
     """Every Contact address, or None for the wildcard ``Contact: *`` (§10.2.2)."""
     rows = headers._values("contact")
+    if len(rows) == 1:
+        addresses = _address_list_fast(rows[0])  # what parse_contact gives, or None
+        if addresses is not None:
+            return addresses
     out: list[Address] = []
     for row in rows:
         parsed = parse_contact(row)
