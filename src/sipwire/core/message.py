@@ -197,8 +197,11 @@ def _single(headers: Headers, name: str) -> str:
 
 def _exactly_one(headers: Headers, key: str, name: str) -> str:
     """:func:`_single` for a lookup key (``"from"``) and the name used in errors."""
-    values = headers._values(key)
-    if len(values) == 1:
+    index = headers._index  # Headers._values(), inlined
+    if index is None:
+        index = headers._build_index()
+    values = index.get(key)
+    if values is not None and len(values) == 1:
         return values[0]
     if not values:
         raise _missing(name)
@@ -447,7 +450,8 @@ class Message:
         cache = self._cache
         value: Address | None = cache.get("from")
         if value is None:
-            value = cache["from"] = _compute_from(headers)
+            text = _exactly_one(headers, "from", "From")
+            value = cache["from"] = _address_fast(text) or Address._parse_general(text)
         return value
 
     @property
@@ -459,7 +463,8 @@ class Message:
         cache = self._cache
         value: Address | None = cache.get("to")
         if value is None:
-            value = cache["to"] = _compute_to(headers)
+            text = _exactly_one(headers, "to", "To")
+            value = cache["to"] = _address_fast(text) or Address._parse_general(text)
         return value
 
     @property
@@ -483,7 +488,7 @@ class Message:
         cache = self._cache
         value: CSeq | None = cache.get("cseq")
         if value is None:
-            value = cache["cseq"] = _compute_cseq(headers)
+            value = cache["cseq"] = CSeq.parse(_exactly_one(headers, "cseq", "CSeq"))
         return value
 
     @property
