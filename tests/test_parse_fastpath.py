@@ -463,3 +463,55 @@ def test_parser_index_of_generated_messages(validate: bool, data: st.DataObject)
 
     msg = data.draw(messages())
     _index_matches(parse_message(msg.to_bytes(), validate=validate))
+
+
+# --- objects built by the parse paths are ordinary frozen instances ------------------------
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "field"),
+    [
+        (SipURI.parse, "sip:alice@atlanta.example.com:5060;transport=udp", "host"),
+        (Address.parse, '"Alice" <sip:alice@atlanta.example.com>;tag=1', "params"),
+        (Address.parse, "sip:alice@atlanta.example.com;tag=1", "uri"),
+        (Via.parse, "SIP/2.0/UDP h.example.com;branch=z9hG4bK1;rport", "host"),
+        (CSeq.parse, "1 INVITE", "seq"),
+    ],
+)
+def test_parsed_objects_are_ordinary_frozen_instances(parse: Any, text: str, field: str) -> None:
+    import copy
+    import dataclasses
+    import pickle
+
+    value = parse(text)
+    assert type(value) in (SipURI, Address, Via, CSeq)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, field, getattr(value, field))
+    assert copy.copy(value) == value
+    assert pickle.loads(pickle.dumps(value)) == value
+    rebuilt = dataclasses.replace(value)  # through the validating constructor
+    assert rebuilt == value
+    assert repr(rebuilt) == repr(value)
+    assert hash(rebuilt) == hash(value)
+    assert parse(str(value)) == value
+
+
+def test_parse_on_subclasses_builds_the_subclass() -> None:
+    class MyURI(SipURI):
+        pass
+
+    class MyCSeq(CSeq):
+        pass
+
+    uri = MyURI.parse("sip:a@b.example.com:5060;lr")
+    assert type(uri) is MyURI
+    assert (uri.user, uri.host, uri.port, uri.params) == (
+        "a",
+        "b.example.com",
+        5060,
+        (("lr", None),),
+    )
+    assert str(uri) == "sip:a@b.example.com:5060;lr"
+    cseq = MyCSeq.parse("7 BYE")
+    assert type(cseq) is MyCSeq
+    assert (cseq.seq, cseq.method) == (7, "BYE")

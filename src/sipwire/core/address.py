@@ -38,22 +38,14 @@ from sipwire.core.uri import (
     Params,
     SipURI,
     TelURI,
+    _builder,
     _check_generic_params,
     _lookup,
     _reason_snippet,
     _render_params,
     _scan_params,
-    _set_uri_headers,
-    _set_uri_host,
-    _set_uri_key,
-    _set_uri_params,
-    _set_uri_password,
-    _set_uri_port,
-    _set_uri_scheme,
-    _set_uri_text,
-    _set_uri_user,
     _simple_params,
-    _slot_setter,
+    _SipURIBuilder,
     _split_params,
     _unfold,
     _with_param,
@@ -338,9 +330,7 @@ def parse_contact(text: str) -> list[Address] | Literal["*"]:
 # The fast forms (see "parse-path fast forms" in sipwire.core.uri)
 # ---------------------------------------------------------------------------------------
 
-_set_address_uri: Final = _slot_setter(Address, "uri")
-_set_address_display_name: Final = _slot_setter(Address, "display_name")
-_set_address_params: Final = _slot_setter(Address, "params")
+_AddressBuilder: Final = _builder(Address)  # see sipwire.core.uri._builder
 _new: Final = object.__new__
 
 
@@ -367,26 +357,29 @@ def _parse_fast(text: str) -> Address | None:
         port = int(port_text)
         if port > 65535:
             return None
-    uri = _new(SipURI)  # what SipURI.parse builds for this text
-    _set_uri_scheme(uri, scheme)
-    _set_uri_user(uri, user)
-    _set_uri_password(uri, None)
-    _set_uri_host(uri, host)
-    _set_uri_port(uri, port)
-    _set_uri_params(uri, _split_params(uri_params) if uri_params else ())
-    _set_uri_headers(uri, ())
-    _set_uri_text(uri, uri_text)
-    _set_uri_key(uri, None)
-    address = _new(Address)
-    _set_address_uri(address, uri)
-    _set_address_display_name(address, tokens if quoted is None else quoted)
+    uri = _new(_SipURIBuilder)  # what SipURI.parse builds for this text
+    uri.scheme = scheme
+    uri.user = user
+    uri.password = None
+    uri.host = host
+    uri.port = port
+    uri.params = _split_params(uri_params) if uri_params else ()
+    uri.headers = ()
+    uri._text = uri_text
+    uri._key = None
+    uri.__class__ = SipURI
+    address = _new(_AddressBuilder)
+    address.uri = uri
+    address.display_name = tokens if quoted is None else quoted
     if name is None:  # then rest is empty too (the group takes any first parameter)
-        _set_address_params(address, _split_params(rest) if rest else ())
+        address.params = _split_params(rest) if rest else ()
     elif not rest:
-        _set_address_params(address, ((name, value),))
+        address.params = ((name, value),)
     else:
-        _set_address_params(address, ((name, value), *_split_params(rest)))
-    return address
+        address.params = ((name, value), *_split_params(rest))
+    address.__class__ = Address
+    built: Address = address
+    return built
 
 
 def _parse_fast_spec(text: str) -> Address | None:
@@ -404,11 +397,13 @@ def _parse_fast_spec(text: str) -> Address | None:
         uri = _sip_parse(spec)
     except RemoteProtocolError:
         return None
-    address = _new(Address)
-    _set_address_uri(address, uri)
-    _set_address_display_name(address, None)
-    _set_address_params(address, params)
-    return address
+    address = _new(_AddressBuilder)
+    address.uri = uri
+    address.display_name = None
+    address.params = params
+    address.__class__ = Address
+    built: Address = address
+    return built
 
 
 def _parse_fast_list(text: str) -> list[Address] | None:

@@ -23,6 +23,7 @@ from sipwire.core.uri import (
     SIMPLE_PARAMS,
     TOKEN_CLASS,
     Params,
+    _builder,
     _check_generic_params,
     _host_problem,
     _lookup,
@@ -30,7 +31,6 @@ from sipwire.core.uri import (
     _reason_snippet,
     _render_params,
     _scan_params,
-    _slot_setter,
     _split_params,
     _unfold,
     _with_param,
@@ -394,11 +394,7 @@ class Via:
 
 
 _new: Final = object.__new__
-_set_via_transport: Final = _slot_setter(Via, "transport")
-_set_via_host: Final = _slot_setter(Via, "host")
-_set_via_port: Final = _slot_setter(Via, "port")
-_set_via_params: Final = _slot_setter(Via, "params")
-_set_via_protocol: Final = _slot_setter(Via, "protocol")
+_ViaBuilder: Final = _builder(Via)  # see sipwire.core.uri._builder
 
 
 def _parse_via_fast(text: str) -> Via | None:
@@ -443,13 +439,15 @@ def _parse_via_fast(text: str) -> Via | None:
                 return None
             items += rest
         params = tuple(items)
-    via = _new(Via)
-    _set_via_transport(via, transport if transport.isupper() else transport.upper())
-    _set_via_host(via, host)
-    _set_via_port(via, port)
-    _set_via_params(via, params)
-    _set_via_protocol(via, "SIP/2.0")
-    return via
+    via = _new(_ViaBuilder)
+    via.transport = transport if transport.isupper() else transport.upper()
+    via.host = host
+    via.port = port
+    via.params = params
+    via.protocol = "SIP/2.0"
+    via.__class__ = Via
+    built: Via = via
+    return built
 
 
 def _via_params_fine(params: Params) -> bool:
@@ -530,10 +528,14 @@ class CSeq:
             and number.isdigit()
             and number.isascii()
         ):
-            cseq = _new(cls)
-            _set_cseq_seq(cseq, int(number))
-            _set_cseq_method(cseq, method)
-            return cseq
+            cseq = _new(_CSeqBuilder)
+            cseq.seq = int(number)
+            cseq.method = method
+            cseq.__class__ = CSeq
+            built: CSeq = cseq
+            if cls is not CSeq:  # a subclass: same fields, its own layout
+                built = cls(built.seq, built.method)
+            return built
         return cls._parse_general(text)
 
     @classmethod
@@ -553,8 +555,7 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
-_set_cseq_seq: Final = _slot_setter(CSeq, "seq")
-_set_cseq_method: Final = _slot_setter(CSeq, "method")
+_CSeqBuilder: Final = _builder(CSeq)  # see sipwire.core.uri._builder
 
 
 # ---------------------------------------------------------------------------------------
