@@ -515,3 +515,90 @@ def test_parse_on_subclasses_builds_the_subclass() -> None:
     cseq = MyCSeq.parse("7 BYE")
     assert type(cseq) is MyCSeq
     assert (cseq.seq, cseq.method) == (7, "BYE")
+
+
+# --- the message's typed properties (the inlined plumbing) -----------------------------------
+
+_HEAD = (
+    "OPTIONS sip:x@example.com SIP/2.0\r\n"
+    "{via}"
+    "From: <sip:a@example.com>;tag=1\r\n"
+    "To: <sip:x@example.com>\r\n"
+    "Call-ID: c1\r\n"
+    "CSeq: 1 OPTIONS\r\n"
+    "{extra}"
+    "Content-Length: 0\r\n\r\n"
+)
+_VIA1 = "Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1\r\n"
+
+
+def _lazy(via: str = _VIA1, extra: str = "") -> Any:
+    from sipwire.core.message import parse_message
+
+    return parse_message(_HEAD.format(via=via, extra=extra).encode(), validate=False)
+
+
+@pytest.mark.parametrize(
+    ("extra", "prop", "reason"),
+    [
+        ("From: <sip:b@example.com>\r\n", "from_", "more than one From header"),
+        ("To: <sip:b@example.com>\r\n", "to", "more than one To header"),
+        ("CSeq: 2 OPTIONS\r\n", "cseq", "more than one CSeq header"),
+        ("Call-ID: c2\r\n", "call_id", "more than one Call-ID header"),
+        ("X-Bad line\r\n", "from_", "header line without a colon: 'X-Bad line'"),
+        ("X-Bad line\r\n", "top_via", "header line without a colon: 'X-Bad line'"),
+        ("X-Bad line\r\n", "contact", "header line without a colon: 'X-Bad line'"),
+    ],
+)
+def test_typed_property_errors(extra: str, prop: str, reason: str) -> None:
+    msg = _lazy(extra=extra)
+    for _ in range(2):  # on the first access (headers split) and on a later one
+        with pytest.raises(RemoteProtocolError) as info:
+            getattr(msg, prop)
+        assert info.value.reason == reason
+        assert info.value.status_hint == 400
+
+
+def test_missing_headers() -> None:
+    from sipwire.core.message import Request
+
+    msg = Request("OPTIONS", "sip:x@example.com")
+    for prop, name in [("top_via", "Via"), ("from_", "From"), ("to", "To"), ("cseq", "CSeq")]:
+        with pytest.raises(RemoteProtocolError, match=f"missing {name} header"):
+            getattr(msg, prop)
+    assert msg.via == []
+    assert msg.contact == []
+    assert not msg.contact_is_star
+
+
+def test_via_and_top_via_share_objects_in_any_order() -> None:
+    msg = _lazy(via=_VIA1 + "Via: SIP/2.0/TCP b.example.com;branch=z9hG4bK2\r\n")
+    top = msg.top_via
+    assert msg.via[0] is top
+    assert [v.host for v in msg.via] == ["a.example.com", "b.example.com"]
+    msg = _lazy(via=_VIA1 + "Via: SIP/2.0/TCP b.example.com;branch=z9hG4bK2\r\n")
+    vias = msg.via
+    assert msg.top_via is vias[0]
+    msg = _lazy(via="Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/TCP b\r\n")
+    assert msg.top_via.branch == "z9hG4bK1"
+    assert [v.host for v in msg.via] == ["a.example.com", "b"]
+
+
+def test_contact_forms() -> None:
+    msg = _lazy(extra="Contact: *\r\n")
+    assert msg.contact == [] and msg.contact_is_star
+    msg = _lazy(extra="Contact: <sip:a@h1>, <sip:b@h2>;q=0.5\r\nm: sip:c@h3\r\n")
+    assert [str(c.uri) for c in msg.contact] == ["sip:a@h1", "sip:b@h2", "sip:c@h3"]
+    msg = _lazy(extra="Contact: *\r\nContact: <sip:a@h1>\r\n")
+    with pytest.raises(RemoteProtocolError, match=r"Contact: \* must be the only"):
+        msg.contact  # noqa: B018
+
+
+def test_changed_headers_drop_cached_values() -> None:
+    msg = _lazy()
+    assert msg.from_.tag == "1" and msg.cseq.seq == 1 and msg.top_via.branch == "z9hG4bK1"
+    msg.headers.set("From", "<sip:a@example.com>;tag=2")
+    msg.headers.set("CSeq", "2 OPTIONS")
+    msg.headers.insert_first("Via", "SIP/2.0/UDP p.example.com;branch=z9hG4bKp")
+    assert msg.from_.tag == "2" and msg.cseq.seq == 2 and msg.top_via.branch == "z9hG4bKp"
+    assert [v.branch for v in msg.via] == ["z9hG4bKp", "z9hG4bK1"]

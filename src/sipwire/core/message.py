@@ -410,8 +410,11 @@ class Message:
             cache[key] = value
         return value  # type: ignore[no-any-return]
 
-    # The properties every transaction and dialog reads (top_via, from_, to, call_id,
-    # cseq, contact) inline what _typed() does when the cache is current.
+    # The properties every transaction and dialog reads (via, top_via, from_, to,
+    # call_id, cseq, contact) inline what _typed() does when the cache is current, read
+    # the header index directly ((index or build)[key] is Headers._values(key)) and
+    # call the parsers' fast forms (then, if those decline, the general parsers or the
+    # _compute_* function, which also raise the errors).
 
     @property
     def via(self) -> list[Via]:
@@ -423,7 +426,13 @@ class Message:
         cache = self._cache
         vias: list[Via] | None = cache.get("via")
         if vias is None:
-            vias = cache["via"] = _compute_vias(headers, cache)
+            top: Via | None = cache.get("top_via")
+            rows = (headers._index or headers._build_index()).get("via", ())
+            if top is not None and len(rows) == 1 and "," not in rows[0]:
+                vias = [top]
+            else:
+                vias = _compute_vias(headers, cache)
+            cache["via"] = vias
         return vias
 
     @property
@@ -438,7 +447,12 @@ class Message:
         cache = self._cache
         top: Via | None = cache.get("top_via")
         if top is None:
-            top = cache["top_via"] = _compute_top_via(headers, cache)
+            rows = (headers._index or headers._build_index()).get("via")
+            if rows and "," not in rows[0] and "via" not in cache:
+                top = _via_fast(rows[0]) or Via._parse_general(rows[0])
+            else:
+                top = _compute_top_via(headers, cache)
+            cache["top_via"] = top
         return top
 
     @property
@@ -450,7 +464,8 @@ class Message:
         cache = self._cache
         value: Address | None = cache.get("from")
         if value is None:
-            text = _exactly_one(headers, "from", "From")
+            rows = (headers._index or headers._build_index()).get("from")
+            text = rows[0] if rows and len(rows) == 1 else _exactly_one(headers, "from", "From")
             value = cache["from"] = _address_fast(text) or Address._parse_general(text)
         return value
 
@@ -463,7 +478,8 @@ class Message:
         cache = self._cache
         value: Address | None = cache.get("to")
         if value is None:
-            text = _exactly_one(headers, "to", "To")
+            rows = (headers._index or headers._build_index()).get("to")
+            text = rows[0] if rows and len(rows) == 1 else _exactly_one(headers, "to", "To")
             value = cache["to"] = _address_fast(text) or Address._parse_general(text)
         return value
 
@@ -488,7 +504,9 @@ class Message:
         cache = self._cache
         value: CSeq | None = cache.get("cseq")
         if value is None:
-            value = cache["cseq"] = CSeq.parse(_exactly_one(headers, "cseq", "CSeq"))
+            rows = (headers._index or headers._build_index()).get("cseq")
+            text = rows[0] if rows and len(rows) == 1 else _exactly_one(headers, "cseq", "CSeq")
+            value = cache["cseq"] = CSeq.parse(text)
         return value
 
     @property
@@ -500,7 +518,11 @@ class Message:
         cache = self._cache
         value: list[Address] | None = cache.get("contact", _MISSING)
         if value is _MISSING:
-            value = cache["contact"] = _compute_contacts(headers)
+            rows = (headers._index or headers._build_index()).get("contact")
+            value = _address_list_fast(rows[0]) if rows and len(rows) == 1 else None
+            if value is None:  # several rows, the wildcard, other forms, errors
+                value = _compute_contacts(headers)
+            cache["contact"] = value
         return value or []
 
     @property
