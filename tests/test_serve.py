@@ -110,25 +110,7 @@ def test_sigterm_shuts_down_cleanly_and_bindings_survive_restart(
         ],
     )
     restarted.wait_for("listening on tcp", timeout=20)
-    query = sipsak.run(
-        procs,
-        [
-            "-U",
-            "-C",
-            "empty",
-            "-x",
-            "300",
-            "-a",
-            "alice-pw",
-            "-u",
-            "alice",
-            "-p",
-            srv.address,
-            "-s",
-            "sip:alice@localhost",
-            "-vvv",
-        ],
-    )
+    query = srv.sipsak_usrloc("alice", "alice-pw")
     assert "<sip:alice@127.0.0.1:5999>;expires=" in query.output, query.output
 
 

@@ -395,63 +395,9 @@ def test_sipsak_options_register_query_remove(procs: Procs, tmp_path: pathlib.Pa
         expires=300,
     )
     assert reg.returncode == 0, reg.output
-    query = sipsak.run(
-        procs,
-        [
-            "-U",
-            "-C",
-            "empty",
-            "-x",
-            "300",
-            "-a",
-            "alice-pw",
-            "-u",
-            "alice",
-            "-p",
-            srv.address,
-            "-s",
-            "sip:alice@localhost",
-            "-vvv",
-        ],
-    )
+    query = srv.sipsak_usrloc("alice", "alice-pw")
     assert "sip:alice@127.0.0.1:5999" in query.output, query.output
-    remove = sipsak.run(
-        procs,
-        [
-            "-U",
-            "-C",
-            "sip:alice@127.0.0.1:5999",
-            "-x",
-            "0",
-            "-a",
-            "alice-pw",
-            "-u",
-            "alice",
-            "-p",
-            srv.address,
-            "-s",
-            "sip:alice@localhost",
-            "-vv",
-        ],
-    )
+    remove = srv.sipsak_usrloc("alice", "alice-pw", contact="sip:alice@127.0.0.1:5999", expires=0)
     assert remove.returncode == 0, remove.output
-    query = sipsak.run(
-        procs,
-        [
-            "-U",
-            "-C",
-            "empty",
-            "-x",
-            "300",
-            "-a",
-            "alice-pw",
-            "-u",
-            "alice",
-            "-p",
-            srv.address,
-            "-s",
-            "sip:alice@localhost",
-            "-vvv",
-        ],
-    )
+    query = srv.sipsak_usrloc("alice", "alice-pw")
     assert "sip:alice@127.0.0.1:5999" not in query.output.split("SIP/2.0 200")[-1], query.output

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
+from . import sipsak
 from .ports import free_port_both, wait_bound
 from .procs import PeerProcess, Procs
 
@@ -90,3 +91,28 @@ class SipwireServe:
     def outbound(self, transport: str = "udp") -> str:
         """The ``outbound=`` proxy URI for baresip accounts."""
         return f"sip:127.0.0.1:{self.port};transport={transport}"
+
+    def sipsak_usrloc(
+        self, user: str, password: str, contact: str = "empty", expires: int = 300
+    ) -> sipsak.SipsakResult:
+        """``sipsak -U`` against this server for ``user@domain``: ``contact="empty"`` queries
+        the bindings (the 200 lists them), a URI with ``expires=0`` removes that binding."""
+        return sipsak.run(
+            self.procs,
+            [
+                "-U",
+                "-C",
+                contact,
+                "-x",
+                str(expires),
+                "-a",
+                password,
+                "-u",
+                user,
+                "-p",
+                self.address,
+                "-s",
+                f"sip:{user}@{self.domain}",
+                "-vvv",
+            ],
+        )
