@@ -71,7 +71,7 @@ _URI_TYPES: Final = (SipURI, TelURI, AbsoluteURI)
 # display name that is a quoted-string without quoted-pairs (qdtext only: everything
 # but CTLs other than HT, '"' and '\\') or tokens separated by single spaces; a simple
 # SIP/SIPS URI in <>; simple parameters. Groups: quoted display, token display, URI
-# text, then SIMPLE_SIP_URI's five, then the first header parameter's name and value
+# text, then SIMPLE_SIP_URI's seven, then the first header parameter's name and value
 # (the usual single ;tag or ;expires, captured so that it needs no splitting), then
 # the other header parameters.
 _NAME_ADDR_FAST_RE: Final = re.compile(
@@ -269,7 +269,7 @@ class Address:
     def tag(self) -> str | None:
         """The ``tag`` parameter (RFC 3261 §19.3), or None."""
         for key, value in self.params:  # _lookup(), inlined: dialog matching is hot
-            if key.lower() == "tag":
+            if key == "tag" or key.lower() == "tag":
                 return value
         return None
 
@@ -345,9 +345,21 @@ def _parse_fast(text: str) -> Address | None:
     match = _NAME_ADDR_FAST_RE.fullmatch(text)
     if match is None:
         return None if "<" in text else _parse_fast_spec(text)
-    (quoted, tokens, uri_text, scheme, user, host, port_text, uri_params, name, value, rest) = (
-        match.groups()
-    )
+    (
+        quoted,
+        tokens,
+        uri_text,
+        scheme,
+        user,
+        host,
+        port_text,
+        uri_name,
+        uri_value,
+        uri_rest,
+        name,
+        value,
+        rest,
+    ) = match.groups()
     if ("-" in host or ".." in host or host[0] == ".") and (
         host[0] in ".-" or host[-1] == "-" or ".." in host or "-." in host or ".-" in host
     ):
@@ -363,7 +375,12 @@ def _parse_fast(text: str) -> Address | None:
     uri.password = None
     uri.host = host
     uri.port = port
-    uri.params = _split_params(uri_params) if uri_params else ()
+    if uri_name is None:  # then uri_rest is empty too (the group takes any first one)
+        uri.params = _split_params(uri_rest) if uri_rest else ()
+    elif not uri_rest:
+        uri.params = ((uri_name, uri_value),)
+    else:
+        uri.params = ((uri_name, uri_value), *_split_params(uri_rest))
     uri.headers = ()
     uri._text = uri_text
     uri._key = None

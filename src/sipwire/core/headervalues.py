@@ -341,7 +341,7 @@ class Via:
     def branch(self) -> str | None:
         """The ``branch`` parameter (RFC 3261 §8.1.1.7)."""
         for key, value in self.params:  # _lookup(), inlined: transaction matching is hot
-            if key.lower() == "branch":
+            if key == "branch" or key.lower() == "branch":
                 return value
         return None
 

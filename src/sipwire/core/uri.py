@@ -348,9 +348,12 @@ _HVALUE_RE: Final = re.compile(f"{_HNVCHAR}*")
 
 #: The fast form of a SIP/SIPS URI (see "parse-path fast forms"), for embedding in a
 #: header's fast pattern: lower-case scheme, no password, no escapes, no IPv6 reference,
-#: no headers. Groups: scheme, user, host, port, uri-parameters.
+#: no headers. Groups: scheme, user, host, port, the first uri-parameter's name and
+#: value (the usual single ;lr or ;transport=, captured so that it needs no
+#: splitting), the other uri-parameters.
 SIMPLE_SIP_URI: Final = (
     rf"(sips?):(?:([{_UNRESERVED}&=+$,;?/]+)@)?({_HOSTNAME})(?::([0-9]{{1,5}}))?"
+    rf"(?:;([{_UNRESERVED}\[\]/:&+$]+)(?:=([{_UNRESERVED}\[\]/:&+$]*))?)?"
     rf"((?:;[{_UNRESERVED}\[\]/:&+$]+(?:=[{_UNRESERVED}\[\]/:&+$]*)?)*)"
 )
 
