@@ -570,12 +570,11 @@ class Endpoint:
         txl = self.txl
         try:
             while True:
-                outgoing = txl.outgoing()
-                events = txl.events()
-                if not outgoing and not events:
-                    break
-                for out in outgoing:
+                for out in txl.outgoing():
                     self._queue_send(out.message, out.peer, out.key, out.transaction)
+                events = txl.events()
+                if not events:
+                    break  # no handler ran: nothing new can have been queued
                 for event in events:
                     try:
                         self._dispatch(event)
@@ -921,12 +920,16 @@ class Endpoint:
     # ------------------------------------------------------------------ receiving
 
     def _on_message(self, message: Request | Response, source: Source) -> None:
+        request: Request | None = None
+        method = ""
         if isinstance(message, Request):
-            self.stats[_REQUESTS_IN.get(message.method, "requests_in.other")] += 1
-            if self._closing and message.method not in ("ACK", "CANCEL", "BYE"):
+            request = message
+            method = request.method
+            self.stats[_REQUESTS_IN.get(method, "requests_in.other")] += 1
+            if self._closing and method not in ("ACK", "CANCEL", "BYE"):
                 self.stats["rejected_closing"] += 1
                 with contextlib.suppress(Exception):
-                    resp = make_response(message, 503, "Shutting down")
+                    resp = make_response(request, 503, "Shutting down")
                     resp.headers.add("Retry-After", "5")
                     self._queue_send(resp, source, None)
                 return
@@ -935,18 +938,19 @@ class Endpoint:
             # §18.1.2: a response whose top Via sent-by is not ours is discarded.
         if self._tracing():
             self._emit_trace("in", source.transport, source.remote, message)
-        if isinstance(message, Request) and self._stateless_handler is not None:
-            try:
-                taken = self._stateless_handler(message, source)
-            except Exception:
-                _log.exception("stateless request handler failed")
-                taken = True
-            if taken:
-                return
-        if isinstance(message, Request) and message.method == "ACK":
-            pending = self.uas2xx.acknowledge_pending(message)
-            if pending is not None and isinstance(pending.owner, ServerTransaction):
-                pending.owner._set_acked()
+        if request is not None:
+            if self._stateless_handler is not None:
+                try:
+                    taken = self._stateless_handler(request, source)
+                except Exception:
+                    _log.exception("stateless request handler failed")
+                    taken = True
+                if taken:
+                    return
+            if method == "ACK":
+                pending = self.uas2xx.acknowledge_pending(request)
+                if pending is not None and isinstance(pending.owner, ServerTransaction):
+                    pending.owner._set_acked()
         try:
             self.txl.receive(message, peer=source, reliable=source.reliable, now=self.now())
         except RemoteProtocolError as exc:

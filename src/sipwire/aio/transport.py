@@ -696,13 +696,13 @@ class TransportLayer:
         """The UDP socket to send from (``local`` if given and open, RFC 3581 §4), and the
         address to use: an IPv4 peer reached through an IPv6 wildcard (dual-stack) socket
         is addressed as ``::ffff:a.b.c.d``."""
-        family = _family(remote[0])
         if local is not None:  # the hot path: a response from the request's socket
             for _, endpoint in self._udp:
                 if endpoint.local == local and endpoint.is_open:
-                    if _family(local[0]) == family:
+                    if (":" in local[0]) == (":" in remote[0]):  # same address family
                         return endpoint, remote
                     break
+        family = _family(remote[0])
         usable: list[UdpEndpoint] = [e for _, e in self._udp if e.is_open]
         preferred = [e for e in usable if e.local == local] if local is not None else []
         for endpoint in [*preferred, *usable]:

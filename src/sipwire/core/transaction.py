@@ -641,7 +641,8 @@ class TransactionLayer:
             txn._index_keys.append(key)
 
     def _receive_request(self, request: Request, peer: Peer, reliable: bool, now: float) -> None:
-        if request.method == "ACK":
+        method = request.method
+        if method == "ACK":
             self._receive_ack(request, peer, now)
             return
         key = server_key(request)
@@ -652,7 +653,7 @@ class TransactionLayer:
         # A new transaction: check what its handling reads before any state changes
         # (server_key read the Via and CSeq; the merge key is From tag, Call-ID, CSeq).
         _ = (request.from_, request.to, request.call_id)
-        if request.method == "CANCEL":
+        if method == "CANCEL":
             server_key(request, "INVITE")
         if len(self) >= self.max_transactions:
             response = make_response(request, 503)
@@ -660,7 +661,7 @@ class TransactionLayer:
             self._events.append(RequestRejected(request=request, peer=peer, status=503))
             return
         new: ServerTransaction
-        if request.method == "INVITE":
+        if method == "INVITE":
             new = InviteServerTransaction(
                 key=key, request=request, peer=peer, reliable=reliable, now=now
             )
@@ -672,7 +673,7 @@ class TransactionLayer:
             )
         self._servers[key] = new
         self._feed(new, Input.REQUEST, now, request, peer)
-        if request.method == "CANCEL":
+        if method == "CANCEL":
             invite = self._cancel_target(request)
             if invite is not None:
                 self._answer_cancel(new, invite, now)
