@@ -30,7 +30,7 @@ from sipwire.core._errors import LocalProtocolError, RemoteProtocolError
 from sipwire.core.address import Address, parse_contact
 from sipwire.core.address import _parse_fast as _address_fast
 from sipwire.core.address import _parse_fast_list as _address_list_fast
-from sipwire.core.headers import Headers, _check_encodable, is_token
+from sipwire.core.headers import Headers, _check_encodable, _Entry, is_token
 from sipwire.core.headervalues import (
     ContentType,
     CSeq,
@@ -995,30 +995,43 @@ def make_response(
     """
     if not isinstance(request, Request):
         raise LocalProtocolError("make_response needs a Request")
-    src = request.headers
-    rows: list[tuple[str, str]] = []
-    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        for value in src.values(name):
-            rows.append((name, value))
+    # The request's rows were checked when they were parsed or added: copy them as
+    # entries (no name/value re-checks), under the long header names.
+    values = request.headers._values
+    entries: list[_Entry] = []
+    append = entries.append
+    for key, name in _RESPONSE_COPIED:
+        for value in values(key):
+            append((key, name, value, None))
     if to_tag is not None:
         if not is_token(to_tag):
             raise LocalProtocolError(f"invalid tag {to_tag!r}")
-        for i, (name, value) in enumerate(rows):
-            if name == "To":
+        for i, entry in enumerate(entries):
+            if entry[0] == "to":
                 try:
                     has_tag = request.to.tag is not None
                 except RemoteProtocolError:  # a malformed To: answer without adding one
                     has_tag = True
                 if not has_tag:
-                    rows[i] = ("To", f"{value};tag={to_tag}")
+                    entries[i] = ("to", "To", f"{entry[2]};tag={to_tag}", None)
                 break
     if status == 100:
-        for value in src.values("Timestamp"):
-            rows.append(("Timestamp", value))
+        for value in values("timestamp"):
+            append(("timestamp", "Timestamp", value, None))
     elif 101 <= status < 300:
-        for value in src.values("Record-Route"):
-            rows.append(("Record-Route", value))
-    return Response(status, reason, rows)
+        for value in values("record-route"):
+            append(("record-route", "Record-Route", value, None))
+    return Response(status, reason, Headers._from_entries(entries))
+
+
+# What make_response copies from the request, in this order: (lookup key, name written).
+_RESPONSE_COPIED: tuple[tuple[str, str], ...] = (
+    ("via", "Via"),
+    ("from", "From"),
+    ("to", "To"),
+    ("call-id", "Call-ID"),
+    ("cseq", "CSeq"),
+)
 
 
 def make_ack(invite: Request, response: Response) -> Request:
