@@ -15,6 +15,7 @@ import pathlib
 import random
 import secrets
 import socket
+import time
 from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -109,6 +110,15 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
             await asyncio.sleep(0.01)
 
 
+async def played_out(sender: MediaStream, receiver: MediaStream) -> None:
+    """Wait until every packet ``sender`` has sent so far has left ``receiver``'s jitter
+    buffer (played, so recorded and read; or dropped as late)."""
+    sent = sender.statistics().packets_sent
+    await wait_until(
+        lambda: receiver.statistics().packets_received - receiver.session.jitter.level >= sent
+    )
+
+
 # --------------------------------------------------------------------------- audio
 
 
@@ -121,7 +131,9 @@ def test_a_1khz_tone_is_recorded_as_1khz(loop: str, tmp_path: pathlib.Path) -> N
             recording = asyncio.create_task(b.record(path))
             await asyncio.sleep(0)
             played = await asyncio.wait_for(a.play_tone(1000, seconds=1.0), 5)
-            await asyncio.sleep(0.1)  # the jitter buffer's 60 ms drain
+            # b's jitter buffer delays playout by 60 ms, more if it adapted to a loop
+            # stall: wait until the tone's last packet has left it (then it is recorded)
+            await played_out(a, b)
             b.stop_recording()
             seconds = await asyncio.wait_for(recording, 5)
             stats = b.statistics()
@@ -328,6 +340,43 @@ async def test_a_blocked_loop_catches_up_without_drift() -> None:
         assert abs(span - expected) <= 3 * 160
         markers = [p for p in rtp if p.marker]
         assert len(markers) >= 2  # a new talkspurt after the skipped frames
+
+
+async def test_a_short_stall_loses_nothing_between_streams_of_one_loop() -> None:
+    """Frames that fall due together after a stall are sent and played out in one
+    callback; the receiver must read what the sender just sent before playing out,
+    or every catch-up turns into late packets and concealment."""
+    async with pair() as (a, b):
+        tone = asyncio.create_task(a.play_tone(1000, seconds=1.5))
+        for count in (10, 35, 60):
+            await wait_until(lambda: b.statistics().packets_received >= count)  # noqa: B023
+            time.sleep(0.07)  # block the loop: 3-4 frames fall due at once on both sides
+        await asyncio.wait_for(tone, 5)
+        await played_out(a, b)
+        assert a.statistics().late_sends >= 3  # the stalls happened
+        stats = b.statistics()
+        assert stats.packets_lost == 0
+        assert stats.packets_late == 0 and stats.concealed == 0
+
+
+async def test_a_long_stall_keeps_the_recording_on_the_wall_clock(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Beyond the catch-up limit frames are not sent, but their playout intervals still
+    go to the recording: it stays as long as the time that passed."""
+    async with pair() as (_a, b):
+        loop = asyncio.get_running_loop()
+        await wait_until(lambda: b.statistics().packets_received >= 5)
+        start = loop.time()
+        recording = asyncio.create_task(b.record(tmp_path / "stall.wav"))
+        await asyncio.sleep(0.2)
+        time.sleep(0.5)  # 25 frames due: 5 are caught up, 20 skipped
+        await asyncio.sleep(0.3)
+        b.stop_recording()
+        elapsed = loop.time() - start
+        seconds = await asyncio.wait_for(recording, 5)
+        assert b.statistics().skipped_frames >= 15
+        assert seconds >= elapsed - 0.15  # without the skipped 0.4 s it would be short
 
 
 # --------------------------------------------------------------------------- control

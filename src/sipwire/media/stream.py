@@ -21,8 +21,12 @@ one shared pacer: a single ``loop.call_at`` timer at absolute deadlines
 (``t0 + k * 20 ms + phase``, so there is no cumulative drift), the streams spread over
 four 5 ms phases so that many calls do not all send at the same instant. When the loop
 is late the due frames are sent back to back (counted in ``late_sends`` if later than
-``MediaConfig.late_threshold``); after a stall of more than :data:`MAX_CATCH_UP` frames
-the excess is skipped (``skipped_frames``), keeping RTP timestamps on the wall clock.
+``MediaConfig.late_threshold``), each stream reading its sockets before a late frame's
+playout (what arrived meanwhile, also from another stream of the same loop, is not
+played out as missing); after a stall of more than :data:`MAX_CATCH_UP` frames the
+excess is skipped (``skipped_frames``), keeping RTP timestamps on the wall clock. A
+skipped interval sends nothing, but its playout still goes to the recorder and to
+readers, so a recording stays as long as the time that passed.
 The sockets are plain non-blocking UDP sockets watched with ``loop.add_reader`` (each
 readiness callback drains up to :data:`MAX_READS` datagrams) and written with
 ``socket.sendto``; a packet that finds the send buffer full is dropped and counted in
@@ -451,29 +455,55 @@ class MediaStream:
                     queue.get_nowait()
                 queue.put_nowait(digit.digit)
 
+    def _drain(self) -> None:
+        """Read what has arrived (the pacer is catching up: see :meth:`_tick`)."""
+        self._read_ready(self._rtp, False)
+        if self._rtcp is not None:
+            self._read_ready(self._rtcp, True)
+
     def _skip(self, frames: int) -> None:
+        """``frames`` intervals the pacer gave up on: nothing is sent for them, but
+        their playout still goes to the recorder and readers (the recording keeps
+        the wall clock's length, and the audio that was buffered is not lost)."""
         session = self._session
         if session is not None:
+            self._drain()
             for _ in range(frames):
                 session.skip_frame()
-                session.playout()
+                self._deliver(session.playout(), None)
 
     def _tick(self, deadline: float) -> None:
         session = self._session
         if session is None:
             return
         now = self._loop.time()
+        late = now - deadline > self._late_threshold
         packets, sent = session.send_frame(self._outgoing(), now)
         if packets:
-            if now - deadline > self._late_threshold:
+            if late:
                 session.counters.late_sends += len(packets)
             destination = session.rtp_destination
             if destination is not None:
                 for packet in packets:
                     self._send_rtp(packet, destination)
+        if late:
+            # catching up after a stall: frames fall due back to back in one callback,
+            # so the reader callbacks cannot run between them; read the socket here so
+            # that packets which arrived in time (e.g. sent by another stream of this
+            # loop in the same catch-up) are not played out as missing and counted late
+            self._drain()
         received = session.playout()
         if self.echo:
             self._echo_frame = received
+        self._deliver(received, sent)
+        if now >= session.next_rtcp_time:
+            self._send_rtcp(session.build_report(now))
+        waiter = self._dtmf_done
+        if waiter is not None and not session.dtmf_busy and not waiter.done():
+            waiter.set_result(None)
+
+    def _deliver(self, received: bytes, sent: bytes | None) -> None:
+        """One played-out frame to the recorder and the :meth:`read_frame` queue."""
         recording = self._recording
         if recording is not None and recording.add(received, sent):
             self._recording = None
@@ -484,11 +514,6 @@ class MediaStream:
                 reader.get_nowait()
                 self._read_overruns += 1
             reader.put_nowait(received)
-        if now >= session.next_rtcp_time:
-            self._send_rtcp(session.build_report(now))
-        waiter = self._dtmf_done
-        if waiter is not None and not session.dtmf_busy and not waiter.done():
-            waiter.set_result(None)
 
     def _send_rtp(self, packet: bytes, destination: HostPort) -> None:
         # a full send buffer drops the packet: stale audio is worth less than none
